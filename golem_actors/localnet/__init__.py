@@ -1,0 +1,1 @@
+"""localnet: a local Golem network — a real yagna plus provider nodes written in Python."""

@@ -1,0 +1,242 @@
+"""HTTP to yagna: one ``requests.Session``, timeouts on every call, safe retries, typed errors.
+
+Every call has a connect and a read timeout. A long-poll passes its ``timeout`` to yagna and reads
+for a little longer than that, so the server, not the socket, ends the poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Self
+
+import requests
+import requests.adapters
+
+from golem_actors.yagna.config import ApiConfig
+from golem_actors.yagna.errors import (
+    YagnaConnectionError,
+    YagnaError,
+    YagnaResponseError,
+    YagnaTimeoutError,
+    error_for_status,
+)
+from golem_actors.yagna.retry import Failure, RetryPolicy
+
+__all__ = ["MAX_EVENTS", "CallRecord", "Transport", "check_max_events", "redact"]
+
+log = logging.getLogger("golem_actors.yagna.api")
+
+_NO_BODY: Any = object()
+
+#: Extra read time beyond a long-poll's own ``timeout``, so yagna answers before we give up.
+LONG_POLL_MARGIN = 5.0
+_MAX_MESSAGE = 500
+
+
+#: yagna rejects an event poll asking for more (400 "should be between 1 and 100").
+MAX_EVENTS = 100
+
+
+def check_max_events(value: int) -> int:
+    """Validate an event poll's ``maxEvents`` before yagna rejects it."""
+    if not 1 <= value <= MAX_EVENTS:
+        raise ValueError(f"max_events must be between 1 and {MAX_EVENTS}, got {value}")
+    return value
+
+
+def redact(text: str, secret: str) -> str:
+    """Remove a secret from text meant for logs or exceptions."""
+    return text.replace(secret, "<redacted>") if secret else text
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One finished yagna call, for logs and metrics. Holds no secrets."""
+
+    api: str
+    method: str
+    path: str
+    status: int | None
+    outcome: str  # "ok", "error" (an error status) or "failed" (no answer)
+    duration: float
+    attempt: int
+
+
+def _message_of(response: requests.Response) -> str:
+    """yagna's error text: ``message``, problem-JSON ``detail``/``internalError``, or raw text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:_MAX_MESSAGE] or response.reason or ""
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in ("message", "detail", "internalError") if body.get(k)]
+        if parts:
+            return " | ".join(parts)[:_MAX_MESSAGE]
+    if isinstance(body, str):
+        return body[:_MAX_MESSAGE]
+    return response.text[:_MAX_MESSAGE]
+
+
+class Transport:
+    """Sends requests to one yagna; the API modules build on it."""
+
+    def __init__(
+        self,
+        config: ApiConfig,
+        *,
+        session: requests.Session | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        if session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self._session = session
+        # Proxies from the environment must never see our app key; yagna is local or explicit.
+        self._session.trust_env = False
+        self._session.headers["Authorization"] = f"Bearer {config.app_key}"
+        self.observers: list[Callable[[CallRecord], None]] = []
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        api: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = _NO_BODY,
+        poll_timeout: float | None = None,
+        read_timeout: float | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Call ``method path`` on ``api`` and return the decoded JSON body (``None`` if empty).
+
+        ``poll_timeout`` is a long-poll's server-side timeout in seconds: it is sent as the
+        ``timeout`` query parameter and the read timeout is set above it. ``idempotent`` defaults to
+        True for GET/PUT/DELETE and False for POST.
+        """
+        url = self.config.base_url(api) + path
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        read = read_timeout if read_timeout is not None else self.read_timeout
+        if poll_timeout is not None:
+            query["timeout"] = _query_value(poll_timeout)
+            read = max(read, poll_timeout + LONG_POLL_MARGIN)
+        if idempotent is None:
+            idempotent = method in ("GET", "PUT", "DELETE", "HEAD")
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=query,
+                    json=None if json is _NO_BODY else json,
+                    timeout=(self.connect_timeout, read),
+                )
+            except requests.RequestException as exc:
+                failure, error = self._classify(exc, method, path)
+                self._notify(api, method, path, None, "failed", started, attempt)
+                if self.retry.should_retry(attempt, failure, idempotent=idempotent):
+                    self._sleep(self.retry.delay(attempt))
+                    continue
+                raise error from None
+            status = response.status_code
+            if status < 400:  # noqa: PLR2004
+                self._notify(api, method, path, status, "ok", started, attempt)
+                return self._decode(response, method, path)
+            self._notify(api, method, path, status, "error", started, attempt)
+            if self.retry.should_retry(
+                attempt, Failure.STATUS, idempotent=idempotent, status=status
+            ):
+                self._sleep(self.retry.delay(attempt))
+                continue
+            message = redact(_message_of(response), self.config.app_key)
+            raise error_for_status(status, message, method=method, path=path)
+
+    def _classify(
+        self, exc: requests.RequestException, method: str, path: str
+    ) -> tuple[Failure, YagnaError]:
+        # Never str(exc) the request itself: keep only the exception type and the reason text.
+        reason = redact(f"{type(exc).__name__}: {exc}", self.config.app_key)[:_MAX_MESSAGE]
+        if isinstance(exc, requests.ConnectTimeout):
+            return Failure.CONNECT, YagnaTimeoutError(reason, method=method, path=path)
+        if isinstance(exc, requests.ReadTimeout):
+            return Failure.READ_TIMEOUT, YagnaTimeoutError(reason, method=method, path=path)
+        if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
+            return Failure.CONNECT, YagnaConnectionError(reason, method=method, path=path)
+        return Failure.BROKEN, YagnaConnectionError(reason, method=method, path=path)
+
+    def _decode(self, response: requests.Response, method: str, path: str) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            text = redact(response.text[:200], self.config.app_key)
+            raise YagnaResponseError(
+                f"malformed JSON in a {response.status_code} answer: {text!r}",
+                method=method,
+                path=path,
+                status=response.status_code,
+            ) from None
+
+    def _notify(  # noqa: PLR0917 - a private recorder called from three places
+        self,
+        api: str,
+        method: str,
+        path: str,
+        status: int | None,
+        outcome: str,
+        started: float,
+        attempt: int,
+    ) -> None:
+        record = CallRecord(api, method, path, status, outcome, time.monotonic() - started, attempt)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s -> %s in %.1f ms",
+                api,
+                method,
+                path,
+                status if status is not None else outcome,
+                record.duration * 1000,
+            )
+        for observer in self.observers:
+            observer(record)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the TCP connection was never established, so nothing reached yagna."""
+    text = str(exc)
+    markers = ("Connection refused", "NewConnectionError", "Failed to establish", "Name or service")
+    return any(marker in text for marker in markers)
