@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from golem_actors import __version__
+from golem_actors.localnet import commands as localnet_commands
+from golem_actors.localnet.network import LocalNetError
+from golem_actors.localnet.node import NodeError
 from golem_actors.yagna import ConfigError, YagnaError
 
 __all__ = ["main"]
@@ -46,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "demand, then stops the daemon.",
     )
     demo.add_argument("--data-dir", help="data directory for yagna (default: a temporary one)")
+    localnet_commands.add_parser(commands)
     return parser
 
 
@@ -63,11 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from golem_actors.demo import run_demo  # noqa: PLC0415 - keep start-up light
 
             return run_demo(args.data_dir)
-    except (ConfigError, YagnaError) as exc:
+        if args.command == "localnet":
+            return localnet_commands.run(args)
+    except (ConfigError, YagnaError, LocalNetError, NodeError) as exc:
         print(f"golem-actors: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `golem-actors localnet status --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 2
 
 

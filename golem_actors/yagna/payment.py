@@ -28,7 +28,7 @@ def _amount(value: Decimal | str | int) -> str:
     amount = Decimal(str(value))
     if not amount.is_finite() or amount < 0:
         raise ValueError(f"amount must be a finite, non-negative number, got {value!r}")
-    return str(amount)
+    return format(amount.normalize(), "f")  # never exponent notation, which yagna rejects
 
 
 class PaymentApi:

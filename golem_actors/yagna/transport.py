@@ -66,18 +66,21 @@ class CallRecord:
 
 
 def _message_of(response: requests.Response) -> str:
-    """yagna's error text: ``message``, problem-JSON ``detail``/``internalError``, or raw text."""
+    """yagna's error text: ``message``, problem-JSON ``detail``/``internalError``, or raw text.
+
+    Untruncated: callers redact secrets first, so a cut never leaves half a key behind.
+    """
     try:
         body = response.json()
     except ValueError:
-        return response.text[:_MAX_MESSAGE] or response.reason or ""
+        return response.text or response.reason or ""
     if isinstance(body, dict):
         parts = [str(body[k]) for k in ("message", "detail", "internalError") if body.get(k)]
         if parts:
-            return " | ".join(parts)[:_MAX_MESSAGE]
+            return " | ".join(parts)
     if isinstance(body, str):
-        return body[:_MAX_MESSAGE]
-    return response.text[:_MAX_MESSAGE]
+        return body
+    return response.text
 
 
 class Transport:
@@ -173,7 +176,7 @@ class Transport:
             ):
                 self._sleep(self.retry.delay(attempt))
                 continue
-            message = redact(_message_of(response), self.config.app_key)
+            message = redact(_message_of(response), self.config.app_key)[:_MAX_MESSAGE]
             raise error_for_status(status, message, method=method, path=path)
 
     def _classify(
@@ -195,7 +198,7 @@ class Transport:
         try:
             return response.json()
         except ValueError:
-            text = redact(response.text[:200], self.config.app_key)
+            text = redact(response.text, self.config.app_key)[:200]
             raise YagnaResponseError(
                 f"malformed JSON in a {response.status_code} answer: {text!r}",
                 method=method,
@@ -238,5 +241,12 @@ def _query_value(value: Any) -> str:
 def _never_connected(exc: requests.ConnectionError) -> bool:
     """True when the TCP connection was never established, so nothing reached yagna."""
     text = str(exc)
-    markers = ("Connection refused", "NewConnectionError", "Failed to establish", "Name or service")
+    markers = (
+        "Connection refused",
+        "NewConnectionError",
+        "Failed to establish",
+        "Name or service",
+        "NameResolutionError",
+        "Failed to resolve",
+    )
     return any(marker in text for marker in markers)

@@ -55,7 +55,7 @@ def format_timestamp(value: dt.datetime) -> str:
     """Format a timestamp the way yagna accepts it back: UTC with ``Z`` (naive means UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +128,20 @@ def _dump(value: Any) -> Any:
     return value
 
 
+def _json_fits(hint: Any, value: Any) -> bool:
+    """Whether a decoded JSON value has the JSON type that ``hint`` is parsed from."""
+    target = get_origin(hint) or hint
+    if target in (list, tuple):
+        return isinstance(value, list)
+    if target in (dict, Mapping) or (isinstance(target, type) and issubclass(target, Model)):
+        return isinstance(value, Mapping)
+    if target in (str, dt.datetime):
+        return isinstance(value, str)
+    if target in (int, float, Decimal):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return target is Any or isinstance(value, target)
+
+
 def _convert(hint: Any, value: Any, where: str) -> Any:  # noqa: C901, PLR0911, PLR0912
     origin = get_origin(hint)
     if origin is Union or origin is types.UnionType:
@@ -137,7 +151,10 @@ def _convert(hint: Any, value: Any, where: str) -> Any:  # noqa: C901, PLR0911, 
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1:
             return _convert(inner[0], value, where)
-        return value  # a genuine union of shapes stays as JSON
+        for option in inner:  # a union of shapes: the one whose JSON type fits
+            if _json_fits(option, value):
+                return _convert(option, value, where)
+        raise ModelError(f"{where}: {value!r} fits none of {hint}")
     if hint is Any:
         return value
     if value is None:
@@ -161,7 +178,9 @@ def _convert(hint: Any, value: Any, where: str) -> Any:  # noqa: C901, PLR0911, 
             raise ModelError(f"{where}: expected a list, got {type(value).__name__}")
         args = get_args(hint)
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return tuple(_convert(a, v, where) for a, v in zip(args, value, strict=False))
+            if len(value) != len(args):
+                raise ModelError(f"{where}: expected {len(args)} items, got {len(value)}")
+            return tuple(_convert(a, v, where) for a, v in zip(args, value, strict=True))
         item = args[0] if args else Any
         return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin in (dict, Mapping) or hint in (dict, Mapping):
@@ -172,6 +191,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:  # noqa: C901, PLR0911, 
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ModelError(f"{where}: expected a number, got {value!r}")
         return float(value)
+    if hint is int and isinstance(value, bool):
+        raise ModelError(f"{where}: expected int, got {value!r}")
     if hint in (str, int, bool) and not isinstance(value, hint):
         raise ModelError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value

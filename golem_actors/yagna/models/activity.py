@@ -60,8 +60,8 @@ class CommandResult(Model):
     event_date: dt.datetime
     result: str  # "Ok" or "Error"
     is_batch_finished: bool
-    stdout: str | None = None
-    stderr: str | None = None
+    stdout: str | tuple[int, ...] | None = None  # a list of bytes with ``bin`` capture
+    stderr: str | tuple[int, ...] | None = None
     message: str | None = None
 
     @property

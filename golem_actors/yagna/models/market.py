@@ -136,8 +136,7 @@ def parse_market_event(data: Any) -> MarketEvent:
     cls = _MARKET_EVENTS.get(data["eventType"])
     if cls is None:
         return UnknownMarketEvent.from_json(data)
-    body = {k: v for k, v in data.items() if k != "eventType"}
-    return cls.from_json(body)
+    return cls.from_json(data)  # eventType stays in extra, so to_json writes it back
 
 
 # -- agreement operation events (GET /agreementEvents) -------------------------------------

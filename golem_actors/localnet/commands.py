@@ -1,0 +1,181 @@
+"""``golem-actors localnet ...``: run a local network, show it, inject faults into it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from golem_actors.localnet.faults import CRASH_POINTS, FaultFile, Faults
+from golem_actors.localnet.network import STATE_FILE, LocalNet, LocalNetError, default_data_dir
+
+__all__ = ["add_parser", "run"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``localnet`` command and its sub-commands to the console script's parser."""
+    localnet = commands.add_parser(
+        "localnet", help="a local Golem network: real yagna, Python providers"
+    )
+    sub = localnet.add_subparsers(dest="localnet_command", required=True, metavar="COMMAND")
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"network data directory (default: {default_data_dir()})",
+    )
+
+    up = sub.add_parser("up", parents=[data_dir], help="start the network and run until Ctrl-C")
+    up.add_argument(
+        "--providers", type=_positive_int, default=4, help="provider nodes (default: 4)"
+    )
+
+    status = sub.add_parser("status", parents=[data_dir], help="show the running network")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser(
+        "env", parents=[data_dir], help="print export lines for YAGNA_API_URL/YAGNA_APPKEY"
+    )
+
+    fault = sub.add_parser(
+        "fault", parents=[data_dir], help="inject a fault into a running provider"
+    )
+    fault.add_argument("provider", help="provider name, e.g. provider-2")
+    fault.add_argument(
+        "--crash", nargs="?", const="now", choices=CRASH_POINTS, help="crash now or at a point"
+    )
+    fault.add_argument("--hang", action="store_true", help="stop answering (no usage, no results)")
+    fault.add_argument("--reject-proposals", action="store_true", help="reject every demand")
+    fault.add_argument(
+        "--terminate-after", type=float, metavar="S", help="end agreements after S s"
+    )
+    fault.add_argument("--overcharge", type=float, metavar="X", help="multiply amounts by X")
+    fault.add_argument("--exec-delay", type=float, metavar="S", help="slow every command by S s")
+    fault.add_argument("--clear", action="store_true", help="remove every fault")
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir or default_data_dir()
+    command = args.localnet_command
+    if command == "up":
+        return _up(args.providers, data_dir)
+    state = _read_state(data_dir)
+    if command == "status":
+        _print_status(state, as_json=args.json)
+        return 0
+    if command == "env":
+        _print_env(data_dir, state)
+        return 0
+    return _fault(args, data_dir, state)
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)  # noqa: T201
+
+
+def _up(providers: int, data_dir: Path) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    started = time.monotonic()
+    net = LocalNet(providers=providers, data_dir=data_dir)
+    net.start()
+    try:
+        _say(f"# localnet up in {time.monotonic() - started:.1f} s ({data_dir})")
+        _say(f"export YAGNA_API_URL={net.api_url}")
+        _say(f"export YAGNA_APPKEY={net.app_key}")
+        _say()
+        _print_status(net.status(), as_json=False)
+        _say("\n# Ctrl-C stops every process started here")
+        stop.wait()
+    finally:
+        _say("# stopping localnet ...")
+        net.stop()
+    return 0
+
+
+def _read_state(data_dir: Path) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
+    except FileNotFoundError:
+        raise LocalNetError(
+            f"no local network is running in {data_dir}; start one with `golem-actors localnet up`"
+        ) from None
+    return state
+
+
+def _print_status(state: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        _say(json.dumps(state, indent=2))
+        return
+    _say(f"yagna {state['api_url']} (pid {state['yagna_pid']}), requestor {state['requestor_id']}")
+    header = (
+        f"{'provider':<12} {'state':<12} {'pid':>7} {'threads':>7} {'mem':>5} "
+        f"{'start':>8} {'GLM/s':>9} {'GLM/cpu-s':>9}  node id"
+    )
+    _say(header)
+    for p in state["providers"]:
+        prices = p["prices"]
+        _say(
+            f"{p['name']:<12} {p['state']:<12} {p['pid'] or '-':>7} {p['cpu_threads']:>7} "
+            f"{p['mem_gib']:>5g} {prices['start']:>8} {prices['duration_sec']:>9} "
+            f"{prices['cpu_sec']:>9}  {p['node_id']}"
+        )
+
+
+def _print_env(data_dir: Path, state: dict[str, Any]) -> None:
+    identities = json.loads((data_dir / "yagna" / "localnet-identities.json").read_text())
+    _say(f"export YAGNA_API_URL={state['api_url']}")
+    _say(f"export YAGNA_APPKEY={identities['default_key']}")
+
+
+def _fault(args: argparse.Namespace, data_dir: Path, state: dict[str, Any]) -> int:
+    entry = next((p for p in state["providers"] if p["name"] == args.provider), None)
+    if entry is None:
+        names = ", ".join(p["name"] for p in state["providers"])
+        raise LocalNetError(f"no provider named {args.provider!r} (running: {names})")
+    if args.crash == "now":
+        import os  # noqa: PLC0415
+
+        os.kill(entry["pid"], signal.SIGKILL)
+        _say(f"{args.provider} (pid {entry['pid']}) killed")
+        return 0
+    fault_file = FaultFile(data_dir / "providers" / args.provider / "faults.json")
+    faults = Faults() if args.clear else fault_file.read()
+    changes: dict[str, Any] = {}
+    if args.crash:
+        changes["crash_at"] = args.crash
+    if args.hang:
+        changes["hang"] = True
+    if args.reject_proposals:
+        changes["reject_proposals"] = True
+    for knob in ("terminate_after", "overcharge", "exec_delay"):
+        if getattr(args, knob) is not None:
+            changes[knob] = getattr(args, knob)
+    if not changes and not args.clear:
+        _say("nothing to change; see `golem-actors localnet fault --help`")
+        return 2
+    try:
+        faults = faults.with_changes(**changes)
+    except ValueError as exc:
+        print(f"golem-actors: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    fault_file.write(faults)
+    _say(f"{args.provider}: {faults}")
+    return 0

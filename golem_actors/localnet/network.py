@@ -1,0 +1,344 @@
+"""``LocalNet``: a real yagna plus N provider processes, started, watched and stopped together.
+
+    with LocalNet(providers=3) as net:
+        client = YagnaClient(ApiConfig(app_key=net.app_key, api_url=net.api_url))
+        net.set_faults("provider-2", hang=True)
+
+The data directory is reused between runs (identities are created once), and locked while a
+network runs in it, so a second ``localnet up`` on the same directory fails with a clear message
+instead of killing the first one's daemon. ``localnet.json`` in it describes the running network
+for ``golem-actors localnet status``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Self
+
+from golem_actors.localnet.faults import FaultFile, Faults
+from golem_actors.localnet.node import NodeError, YagnaNode
+from golem_actors.localnet.offer import ProviderSpec
+from golem_actors.localnet.provider import ProviderConfig
+
+__all__ = ["LocalNet", "LocalNetError", "ProviderProcess", "default_data_dir", "default_specs"]
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "localnet.json"
+
+
+class LocalNetError(RuntimeError):
+    """localnet could not start or be controlled; the message says what to do."""
+
+
+def default_data_dir() -> Path:
+    """``$XDG_CACHE_HOME/golem-actors/localnet`` (``~/.cache/...``): reused between runs."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "golem-actors" / "localnet"
+
+
+def default_specs(count: int, **overrides: Any) -> list[ProviderSpec]:
+    """``provider-1`` ... ``provider-N`` with different prices and sizes, so scoring can choose."""
+    if count < 1:
+        raise ValueError(f"a local network needs at least one provider, got {count}")
+    specs = []
+    for i in range(count):
+        step = Decimal(i % 4)
+        specs.append(
+            ProviderSpec(
+                name=f"provider-{i + 1}",
+                cpu_threads=2 + 2 * (i % 3),
+                mem_gib=4.0 * (1 + i % 2),
+                price_duration_sec=(Decimal("0.00002") * (1 + step / 2)).normalize(),
+                price_cpu_sec=(Decimal("0.0001") * (1 + step / 4)).normalize(),
+                start_price=(Decimal("0.001") * (1 + step)).normalize(),
+                **overrides,
+            )
+        )
+    return specs
+
+
+@dataclass
+class ProviderProcess:
+    """One running provider agent, as the network sees it."""
+
+    spec: ProviderSpec
+    node_id: str
+    state_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def state(self) -> str:
+        if self.process is None:
+            return "stopped"
+        code = self.process.poll()
+        if code is None:
+            return "hung" if FaultFile(self.state_dir / "faults.json").read().hang else "running"
+        return f"exited ({code})"
+
+    def status(self) -> dict[str, Any]:
+        try:
+            own = json.loads((self.state_dir / "status.json").read_text())
+        except (OSError, ValueError):
+            own = {}
+        return {
+            "name": self.name,
+            "node_id": self.node_id,
+            "pid": self.pid,
+            "state": self.state,
+            "offer_id": own.get("offer_id"),
+            "agreements": own.get("agreements", 0),
+            "activities": own.get("activities", 0),
+            "cpu_threads": self.spec.cpu_threads,
+            "mem_gib": self.spec.mem_gib,
+            "prices": {
+                "start": str(self.spec.start_price),
+                "duration_sec": str(self.spec.price_duration_sec),
+                "cpu_sec": str(self.spec.price_cpu_sec),
+            },
+        }
+
+
+class LocalNet:
+    """A local Golem network. Use as a context manager; ``stop()`` stops every process."""
+
+    def __init__(
+        self,
+        providers: int | Sequence[ProviderSpec] = 3,
+        *,
+        data_dir: Path | None = None,
+        provider_log_level: str = "INFO",
+    ) -> None:
+        self.specs = default_specs(providers) if isinstance(providers, int) else list(providers)
+        names = [s.name for s in self.specs]
+        if len(set(names)) != len(names):
+            raise LocalNetError(f"provider names must be unique, got {names}")
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.node = YagnaNode(self.data_dir / "yagna")
+        self.providers: dict[str, ProviderProcess] = {}
+        self._log_level = provider_log_level
+        self._lock_file: IO[str] | None = None
+        self._watcher: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- what clients need ------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self.node.api_url
+
+    @property
+    def app_key(self) -> str:
+        """The requestor's app key (keep it out of logs)."""
+        return self.node.requestor.app_key
+
+    @property
+    def requestor_id(self) -> str:
+        return self.node.requestor.node_id
+
+    def env(self) -> dict[str, str]:
+        return {"YAGNA_API_URL": self.api_url, "YAGNA_APPKEY": self.app_key}
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        self._lock_data_dir()
+        try:
+            self.node.start(timeout=timeout)
+            identities = self.node.ensure_identities([s.name for s in self.specs])
+            for spec in self.specs:
+                state_dir = self.data_dir / "providers" / spec.name
+                self.providers[spec.name] = ProviderProcess(
+                    spec, identities[spec.name].node_id, state_dir
+                )
+            for provider in self.providers.values():
+                self._spawn(provider)
+            for provider in self.providers.values():
+                self._wait_ready(provider, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        self._watcher = threading.Thread(target=self._watch, name="localnet-watch", daemon=True)
+        self._watcher.start()
+        self.write_state()
+
+    def stop(self, *, timeout: float = 15.0) -> None:
+        """SIGTERM every provider (they unsubscribe and invoice), then stop yagna."""
+        self._stopping.set()
+        running = [
+            p.process for p in self.providers.values() if p.process and p.process.poll() is None
+        ]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("provider pid %s did not stop in time; killing it", process.pid)
+                process.kill()
+                process.wait(5)
+        self.node.stop()
+        with contextlib.suppress(OSError):
+            (self.data_dir / STATE_FILE).unlink()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- fault knobs ------------------------------------------------------------------------
+
+    def provider(self, name: str) -> ProviderProcess:
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(self.providers) or "none"
+            raise LocalNetError(f"no provider named {name!r} (known: {known})") from None
+
+    def set_faults(self, name: str, **knobs: Any) -> Faults:
+        """Change a running provider's fault knobs (see ``Faults``); returns the new knobs."""
+        provider = self.provider(name)
+        fault_file = FaultFile(provider.state_dir / "faults.json")
+        faults = fault_file.read().with_changes(**knobs)
+        fault_file.write(faults)
+        return faults
+
+    def clear_faults(self, name: str) -> None:
+        FaultFile(self.provider(name).state_dir / "faults.json").write(Faults())
+
+    def kill(self, name: str) -> None:
+        """Crash a provider now (SIGKILL): its offer, agreements and activities are orphaned."""
+        provider = self.provider(name)
+        if provider.process and provider.process.poll() is None:
+            provider.process.kill()
+            provider.process.wait(5)
+        self.write_state()
+
+    def restart_provider(self, name: str, *, timeout: float = 30.0) -> None:
+        provider = self.provider(name)
+        if provider.process and provider.process.poll() is None:
+            provider.process.terminate()
+            provider.process.wait(15)
+        self.clear_faults(name)
+        self._spawn(provider)
+        self._wait_ready(provider, time.monotonic() + timeout)
+        self.write_state()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The network as ``localnet status --json`` prints it (no app keys)."""
+        return {
+            "pid": os.getpid(),
+            "data_dir": str(self.data_dir),
+            "api_url": self.api_url,
+            "gsb_url": self.node.gsb_url,
+            "yagna_pid": self.node.pid,
+            "requestor_id": self.node.requestor.node_id,
+            "providers": [p.status() for p in self.providers.values()],
+        }
+
+    def write_state(self) -> None:
+        path = self.data_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status(), indent=2))
+        tmp.replace(path)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _lock_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (self.data_dir / "localnet.lock").open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise LocalNetError(
+                f"a local network is already running in {self.data_dir}; see "
+                f"`golem-actors localnet status`, or pass another --data-dir"
+            ) from None
+        self._lock_file = lock
+
+    def _spawn(self, provider: ProviderProcess) -> None:
+        provider.state_dir.mkdir(parents=True, exist_ok=True)
+        FaultFile(provider.state_dir / "faults.json").write(Faults())
+        (provider.state_dir / "status.json").unlink(missing_ok=True)
+        config = ProviderConfig(
+            spec=provider.spec,
+            api_url=self.node.api_url,
+            app_key=self.node.identity(provider.name).app_key,
+            node_id=provider.node_id,
+            gsb_url=self.node.gsb_url,
+            state_dir=str(provider.state_dir),
+        )
+        config_path = provider.state_dir / "config.json"
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(config.to_json(), out)
+        with (provider.state_dir / "provider.log").open("ab") as log_file:
+            provider.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "golem_actors.localnet.provider",
+                    str(config_path),
+                    "--log-level",
+                    self._log_level,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def _wait_ready(self, provider: ProviderProcess, deadline: float) -> None:
+        status_path = provider.state_dir / "status.json"
+        while time.monotonic() < deadline:
+            if provider.process is None or provider.process.poll() is not None:
+                tail = (provider.state_dir / "provider.log").read_text(errors="replace")[-2000:]
+                raise LocalNetError(f"provider {provider.name} exited during start-up:\n{tail}")
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(status_path.read_text()).get("state") == "ready":
+                    return
+            time.sleep(0.02)
+        raise LocalNetError(f"provider {provider.name} was not ready in time; see {status_path}")
+
+    def _watch(self) -> None:
+        """Keep ``localnet.json`` current and log providers that exit on their own."""
+        seen: dict[str, str] = {}
+        while not self._stopping.wait(0.5):
+            for provider in self.providers.values():
+                state = provider.state
+                if state.startswith("exited") and seen.get(provider.name) != state:
+                    log.warning("provider %s %s", provider.name, state)
+                seen[provider.name] = state
+            with contextlib.suppress(OSError, NodeError):
+                self.write_state()
