@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -31,13 +32,17 @@ from typing import Any, Protocol
 
 from golem_actors.localnet import gsb as gsblib
 from golem_actors.localnet.billing import AgreementBook
+from golem_actors.localnet.exeunit import exeunit_factory
 from golem_actors.localnet.faults import FaultFile, Faults
+from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.offer import (
     ACCEPT_TIMEOUT,
     DEBIT_NOTE_INTERVAL,
+    PAYMENT_TIMEOUT,
     ProviderSpec,
     decide,
 )
+from golem_actors.localnet.runtime import RuntimeSettings
 from golem_actors.yagna import ApiConfig, YagnaClient, YagnaError, YagnaNotFoundError
 from golem_actors.yagna.models import (
     Agreement,
@@ -52,14 +57,18 @@ log = logging.getLogger(__name__)
 
 POLL = 5.0  # long-poll seconds: short enough to notice a stop promptly
 USAGE_INTERVAL = 1.0  # like the real exe-unit's DEFAULT_REPORT_INTERVAL
+IMAGE_TIMEOUT = 60.0  # the longest a deploy may spend fetching its image
 
 
 class ExeUnit(Protocol):
-    """What the agent needs of an exe-unit (localnet part 2 provides the real one)."""
+    """What the agent needs of an exe-unit (``exeunit.ExeUnit`` is the real one)."""
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def cpu_seconds(self) -> float: ...
+    @property
+    def alive(self) -> bool:
+        """False once the exe-unit has crashed: its usage reports stop, as a dead one's would."""
 
 
 ExeUnitFactory = Callable[[str, Agreement, gsblib.GsbClient, Callable[[], Faults]], ExeUnit]
@@ -75,6 +84,8 @@ class ProviderConfig:
     node_id: str
     gsb_url: str
     state_dir: str
+    command_timeout: float = 600.0  # the longest a single ExeScript command may run
+    image_dir: str | None = None  # default: <data dir>/images, shared by the network's providers
 
     def to_json(self) -> dict[str, Any]:
         spec = asdict(self.spec)
@@ -110,7 +121,10 @@ class ProviderAgent:
         self._activity_agreement: dict[str, str] = {}
         self._pool = ThreadPoolExecutor(8, thread_name_prefix=f"{self.spec.name}-work")
         self.offer_id: str | None = None
-        self.gsb = gsblib.GsbClient(config.gsb_url, name=f"localnet-{self.spec.name}")
+        # Result long-polls hold a handler thread each (threads are only made when needed).
+        self.gsb = gsblib.GsbClient(
+            config.gsb_url, name=f"localnet-{self.spec.name}", max_handlers=256
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -120,6 +134,7 @@ class ProviderAgent:
     def run(self) -> None:
         self.gsb.connect()
         with self.client() as yagna:
+            self._drop_stale_offers(yagna)
             self.offer_id = self._subscribe(yagna)
         self._write_status("ready")
         loops = [self._market_loop, self._agreement_loop, self._activity_loop]
@@ -202,6 +217,17 @@ class ProviderAgent:
         return self.offer_id
 
     # -- market -----------------------------------------------------------------------------
+
+    def _drop_stale_offers(self, yagna: YagnaClient) -> None:
+        """An earlier process of this provider that was killed left its offer subscribed:
+        demands would still match it and wait for a counter-proposal nobody sends. Like
+        ya-provider, unsubscribe every offer of this identity before publishing ours."""
+        try:
+            for offer in yagna.market.offers():
+                if offer.offer_id:
+                    yagna.market.unsubscribe_offer(offer.offer_id)
+        except YagnaError as exc:
+            log.warning("%s: dropping stale offers failed: %s", self.spec.name, exc)
 
     def _subscribe(self, yagna: YagnaClient) -> str:
         props = self.spec.offer_properties(self.config.node_id)
@@ -295,7 +321,11 @@ class ProviderAgent:
                     self._books.pop(agreement.agreement_id, None)
                 return
             book.approved_at = time.monotonic()
-            book.payable = DEBIT_NOTE_INTERVAL in demand
+            # Payable notes only when mid-agreement payments were agreed (GAP-3: a payment
+            # timeout on both sides), not merely because a debit-note interval was.
+            book.payable = (
+                PAYMENT_TIMEOUT in demand and PAYMENT_TIMEOUT in agreement.offer.properties
+            )
             self._write_status("ready")
             log.info("%s: approved agreement %s", self.spec.name, agreement.agreement_id)
 
@@ -455,6 +485,8 @@ class ProviderAgent:
             for meter in book.live_activities():
                 exeunit = self._exeunits.get(meter.activity_id)
                 if exeunit is not None:
+                    if not exeunit.alive:
+                        continue  # a crashed exe-unit reports nothing; yagna must notice
                     meter.cpu_seconds = exeunit.cpu_seconds()
                 self._report_usage(meter.activity_id, meter.usage(now))
             for due in book.debit_notes_due(now):
@@ -496,6 +528,21 @@ class ProviderAgent:
             log.info("%s: debit note for %s failed: %s", self.spec.name, activity_id, exc)
 
 
+def sandboxed_exeunits(config: ProviderConfig) -> ExeUnitFactory:
+    """The real exe-units: bubblewrap sandboxes under ``<state_dir>/activities/<id>``, images
+    from the network's shared store. Volumes left by an earlier run (killed) are removed."""
+    state_dir = Path(config.state_dir)
+    activities = state_dir / "activities"
+    shutil.rmtree(activities, ignore_errors=True)
+    images = ImageStore(Path(config.image_dir or state_dir.parent.parent / "images"))
+    settings = RuntimeSettings(
+        activities_dir=activities,
+        resolve_image=lambda package: images.rootfs(package, timeout=IMAGE_TIMEOUT),
+        command_timeout=config.command_timeout,
+    )
+    return exeunit_factory(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m golem_actors.localnet.provider CONFIG``: run until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="golem_actors.localnet.provider")
@@ -506,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = ProviderConfig.from_json(json.loads(args.config.read_text()))
-    agent = ProviderAgent(config)
+    agent = ProviderAgent(config, sandboxed_exeunits(config))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop())
     agent.run()

@@ -10,7 +10,12 @@ import time
 import pytest
 
 from golem_actors.localnet.network import STATE_FILE, LocalNet, LocalNetError
-from golem_actors.localnet.offer import ACCEPT_TIMEOUT, DEBIT_NOTE_INTERVAL, amount_due
+from golem_actors.localnet.offer import (
+    ACCEPT_TIMEOUT,
+    DEBIT_NOTE_INTERVAL,
+    PAYMENT_TIMEOUT,
+    amount_due,
+)
 from golem_actors.yagna import YagnaClient, YagnaError
 from golem_actors.yagna.models import (
     AgreementTerminatedEvent,
@@ -89,7 +94,7 @@ def test_full_flow_debit_notes_invoice_and_spent_amount(
         client,
         allocation,
         constraints=only("provider-1"),
-        properties={DEBIT_NOTE_INTERVAL: 1.0, ACCEPT_TIMEOUT: 30.0},
+        properties={DEBIT_NOTE_INTERVAL: 1.0, ACCEPT_TIMEOUT: 30.0, PAYMENT_TIMEOUT: 3600.0},
     )
     agreement_id = agree_with(d, "provider-1")
     agreement = client.market.get_agreement(agreement_id)

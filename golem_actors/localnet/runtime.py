@@ -1,0 +1,292 @@
+"""An activity's runtime: its state machine and the commands it runs, in a bubblewrap sandbox.
+
+What ``ya-runtime-vm`` plus the exe-unit's supervisor are to a real provider. The state machine
+is the real exe-unit's (``exe-unit/src/exe_unit.rs``): ``deploy`` only when Initialized, ``start``
+only when Deployed, everything else once Ready, one stateful command at a time (another gets
+``Busy``), and ``terminate`` stops the other batches and returns to Initialized. Unlike the real
+one, a failed command leaves the state where it was (a failed deploy can be retried), and only
+the deploy/start transitions and stable states are reported to yagna, not a round trip per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from golem_actors.localnet.batches import Batch, CommandState, format_output
+from golem_actors.localnet.constraints import flatten_properties
+from golem_actors.localnet.images import ImageError
+from golem_actors.localnet.sandbox import Limits, RunResult, Sandbox, SandboxError
+from golem_actors.localnet.transfers import TransferError, transfer
+from golem_actors.yagna.models import Agreement
+
+__all__ = [
+    "TASK_PACKAGE",
+    "Runtime",
+    "RuntimeSettings",
+    "SandboxLike",
+    "bwrap_sandbox",
+    "limits_of",
+]
+
+log = logging.getLogger(__name__)
+
+TASK_PACKAGE = "golem.srv.comp.task_package"
+_STATEFUL = ("deploy", "start", "run", "transfer")
+_HINTS = {
+    "Initialized": "deploy it first",
+    "Deployed": "start it first",
+    "Ready": "it is deployed and started already",
+}
+_ATEND = {"atEnd": {"format": "str"}}  # without a capture spec the whole output is kept
+_DEFAULT_CAPTURE = {"stdout": _ATEND, "stderr": _ATEND}
+
+
+class SandboxLike(Protocol):
+    """What the runtime uses of ``sandbox.Sandbox`` (tests substitute a fake)."""
+
+    def host_path(self, container_path: str) -> Path: ...
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        cwd: str = "/golem/work",
+    ) -> RunResult: ...
+    def cancel(self) -> None: ...
+    @property
+    def cpu_seconds(self) -> float: ...
+    def destroy(self) -> None: ...
+
+
+SandboxFactory = Callable[[Path, Path | None, Limits, Mapping[str, str] | None], SandboxLike]
+
+
+def bwrap_sandbox(
+    activity_dir: Path, rootfs: Path | None, limits: Limits, env: Mapping[str, str] | None
+) -> SandboxLike:
+    return Sandbox(activity_dir, rootfs=rootfs, limits=limits, env=env)
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Per provider: where activity volumes live, how images resolve, the command time limit."""
+
+    activities_dir: Path
+    resolve_image: Callable[[str | None], Path | None]  # task_package -> rootfs (None: host)
+    command_timeout: float = 600.0
+    make_sandbox: SandboxFactory = bwrap_sandbox
+
+
+def _positive(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return float(value) if ok else None
+
+
+def limits_of(agreement: Agreement) -> Limits:
+    """The offer's resources, as far as the sandbox can enforce them."""
+    offer = flatten_properties(agreement.offer.properties)
+    threads = _positive(offer.get("golem.inf.cpu.threads"))
+    mem = _positive(offer.get("golem.inf.mem.gib"))
+    storage = _positive(offer.get("golem.inf.storage.gib"))
+    return Limits(
+        cpu_threads=int(threads) if threads else None,
+        mem_bytes=int(mem * 2**30) if mem else None,
+        file_size_bytes=int(storage * 2**30) if storage else None,
+    )
+
+
+class CommandError(Exception):
+    """A command failed; ``message`` is its result message, ``code`` its return code."""
+
+    def __init__(self, message: str, code: int = -1) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+class Runtime:
+    """One activity's state and sandbox; ``execute`` runs a command from a batch thread."""
+
+    def __init__(
+        self,
+        activity_dir: Path,
+        agreement: Agreement,
+        settings: RuntimeSettings,
+        *,
+        report_state: Callable[[str, str | None], None],
+        abort_others: Callable[[Batch], None],
+        stopping: threading.Event,
+        command_timeout: float,
+    ) -> None:
+        self.dir = activity_dir
+        demand = flatten_properties(agreement.demand.properties)
+        self.task_package: str | None = demand.get(TASK_PACKAGE)
+        self.command_timeout = command_timeout
+        self._limits = limits_of(agreement)
+        self._settings = settings
+        self._report_state, self._abort_others = report_state, abort_others
+        self._stopping = stopping
+        self._lock = threading.Lock()
+        self._state: tuple[str, str | None] = ("Initialized", None)
+        self._sandbox: SandboxLike | None = None
+
+    @property
+    def state(self) -> tuple[str, str | None]:
+        return self._state
+
+    def cpu_seconds(self) -> float:
+        sandbox = self._sandbox
+        return sandbox.cpu_seconds if sandbox is not None else 0.0
+
+    def cancel(self) -> None:
+        """Kill whatever runs in the sandbox now (``terminate``, stop, crash)."""
+        if self._sandbox is not None:
+            self._sandbox.cancel()
+
+    def destroy(self) -> None:
+        """Remove the sandbox and its volumes (the activity is gone)."""
+        try:
+            if self._sandbox is not None:
+                self._sandbox.destroy()
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+        except (SandboxError, OSError) as exc:
+            log.warning("removing the sandbox in %s failed: %s", self.dir, exc)
+
+    def execute(self, batch: Batch, index: int, command: Any) -> tuple[CommandState, int]:
+        """Run command ``index`` of ``batch``; never raises. Its result and return code."""
+        captured: dict[str, Any] = {}
+        try:
+            self._dispatch(batch, index, command, captured)
+        except CommandError as exc:
+            return CommandState(ok=False, message=exc.message, **captured), exc.code
+        except Exception as exc:  # a bug or an OS failure still ends the command with a result
+            log.exception("command %d of batch %s failed unexpectedly", index, batch.batch_id)
+            message = f"internal error in the localnet exe-unit: {exc!r}"
+            return CommandState(ok=False, message=message, **captured), -1
+        return CommandState(ok=True, **captured), 0
+
+    def _dispatch(self, batch: Batch, index: int, command: Any, captured: dict[str, Any]) -> None:
+        if not isinstance(command, dict) or len(command) != 1:
+            raise CommandError(f"malformed ExeScript command: {command!r}")
+        name, body = next(iter(command.items()))
+        if name == "terminate":
+            self._terminate(batch)
+        elif name in _STATEFUL:
+            self._stateful(batch, index, name, body or {}, captured)
+        else:
+            raise CommandError(f"ExeScript command {name!r} is not supported by localnet")
+
+    def _stateful(
+        self, batch: Batch, index: int, name: str, body: dict[str, Any], captured: dict[str, Any]
+    ) -> None:
+        current, target = self._enter(name)
+        ok = False
+        try:
+            if name == "deploy":
+                self._deploy(body)
+            elif name == "run":
+                self._run(batch, index, body, captured)
+            elif name == "transfer":
+                self._transfer(body)
+            ok = True
+        finally:
+            with self._lock:
+                unchanged = self._state == (current, target)
+                if unchanged:
+                    self._state = (target if ok else current, None)
+        if not unchanged:
+            raise CommandError(f"Unexpected state: the activity was terminated during {name}")
+        if target != current:
+            self._report_state(target if ok else current, None)
+
+    def _enter(self, name: str) -> tuple[str, str]:
+        with self._lock:
+            current, pending = self._state
+            if pending is not None:
+                raise CommandError(f"Busy: StatePair({current}, {pending})")
+            if current == "Initialized":
+                target = "Deployed" if name == "deploy" else None
+            elif current == "Deployed":
+                target = "Ready" if name == "start" else None
+            else:
+                target = None if name in ("deploy", "start") else current
+            if target is None:
+                hint = _HINTS.get(current, "")
+                raise CommandError(f"Invalid state: StatePair({current}, None): {name}: {hint}")
+            self._state = (current, target)
+        if target != current:
+            self._report_state(current, target)
+        return current, target
+
+    def _deploy(self, body: dict[str, Any]) -> None:
+        if body.get("net"):
+            raise CommandError("deploy: VPN networks are not supported by localnet yet")
+        try:
+            rootfs = self._settings.resolve_image(self.task_package)
+            if self._sandbox is None:
+                env = body.get("env") or None
+                self._sandbox = self._settings.make_sandbox(self.dir, rootfs, self._limits, env)
+        except (ImageError, SandboxError, OSError) as exc:
+            raise CommandError(f"deploy failed: {exc}") from exc
+        log.info("deployed %s in %s", self.task_package or "the host image", self.dir)
+
+    def _run(
+        self, batch: Batch, index: int, body: dict[str, Any], captured: dict[str, Any]
+    ) -> None:
+        entry_point, args = body.get("entry_point"), body.get("args") or []
+        if not isinstance(entry_point, str) or not all(isinstance(a, str) for a in args):
+            raise CommandError(f"run needs an entry_point and string args, got {body!r}")
+        capture = body.get("capture") or _DEFAULT_CAPTURE
+        try:
+            result = self._sandboxed().run([entry_point, *args], timeout=self.command_timeout)
+        except SandboxError as exc:
+            raise CommandError(f"run failed: {exc}") from exc
+        for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):
+            spec = capture.get(stream)  # a capture without this stream discards it
+            value, streamed = format_output(spec, data) if spec else (None, False)
+            captured[stream] = value
+            if streamed and value is not None:
+                batch.output(index, stream, value)
+        if result.timed_out:
+            limit = f"{self.command_timeout:g} s"
+            raise CommandError(f"command timed out after {limit} (this provider's limit)")
+        if self._stopping.is_set() or batch.aborted:
+            raise CommandError("command interrupted: the activity was terminated")
+        if result.exit_code != 0:
+            code = result.exit_code
+            raise CommandError(f"ExeScript command exited with code {code}", code)
+
+    def _transfer(self, body: dict[str, Any]) -> None:
+        sandbox = self._sandboxed()
+        try:
+            transfer(
+                str(body.get("from")),
+                str(body.get("to")),
+                host_path=sandbox.host_path,
+                deadline=time.monotonic() + self.command_timeout,
+                cancel=self._stopping,
+                fmt=body.get("format"),
+            )
+        except TransferError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _terminate(self, batch: Batch) -> None:
+        """Stop every other batch and the sandbox's processes; back to Initialized."""
+        with self._lock:
+            self._state = ("Initialized", None)
+        self._abort_others(batch)
+        self.cancel()
+        self._report_state("Initialized", None)
+
+    def _sandboxed(self) -> SandboxLike:
+        if self._sandbox is None:
+            raise CommandError("the activity has no sandbox; deploy it first")
+        return self._sandbox

@@ -1,0 +1,299 @@
+"""The bubblewrap sandbox: commands, captures, limits, and every way out we could think of."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from golem_actors.localnet import sandbox as sandbox_module
+from golem_actors.localnet.sandbox import (
+    VOLUMES,
+    Limits,
+    RunResult,
+    Sandbox,
+    SandboxError,
+    SandboxPathError,
+    SandboxUnavailableError,
+    find_bwrap,
+    probe,
+)
+
+SH = "/bin/sh"
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Sandbox]:
+    sandbox = Sandbox(tmp_path / "activity-1")
+    yield sandbox
+    sandbox.destroy()
+
+
+def sh(sandbox: Sandbox, script: str, **kwargs: object):
+    return sandbox.run([SH, "-c", script], **kwargs)  # type: ignore[arg-type]
+
+
+def test_output_exit_codes_and_volumes(box: Sandbox, tmp_path: Path) -> None:
+    result = sh(box, "echo out; echo err >&2; exit 3")
+    assert (result.exit_code, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
+    assert not result.timed_out
+    assert result.wall_seconds > 0
+    assert sh(box, "true").exit_code == 0
+    assert set(box.volumes) == set(VOLUMES)
+    for container, host in box.volumes.items():
+        assert host.is_dir()
+        assert host.parent == tmp_path / "activity-1"
+        assert box.host_path(container) == host
+    assert sh(box, "pwd; echo $HOME; echo $$").stdout == b"/golem/work\n/golem/work\n1\n"
+    assert box.run(["pwd"], cwd="/golem/input").stdout == b"/golem/input\n"
+    assert box.run(["/bin/sh", "-c", "echo $A$B"], env={"A": "x"}).stdout == b"x\n"
+
+
+def test_output_is_capped(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_module, "MAX_OUTPUT", 1000)
+    result = sh(box, "head -c 5000 /dev/zero; head -c 3000 /dev/zero >&2; echo done >&2")
+    assert (len(result.stdout), len(result.stderr)) == (1000, 1000)
+    assert result.exit_code == 0  # the rest was read and dropped, the command never blocked
+
+
+def test_no_descriptors_or_processes_leak(box: Sandbox) -> None:
+    def open_fds() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    box.run(["true"])
+    before = open_fds()
+    # Session fixtures (yagna, localnet's providers) are children of this process too.
+    children_before = {p.pid for p in psutil.Process().children()}
+    for _ in range(3):
+        box.run(["true"])
+        sh(box, "sleep 60", timeout=0.05)
+        box.run(["/no/such/program"])
+        with pytest.raises(SandboxError):
+            box.run(["true"], cwd="/nowhere")
+    assert open_fds() == before
+    assert {p.pid for p in psutil.Process().children()} <= children_before
+
+
+def test_probe_passes_here() -> None:
+    probe()
+
+
+def test_argv_is_not_run_through_a_shell(box: Sandbox) -> None:
+    result = box.run(["echo", "$(id)", "`id`", "a;b", "*"])
+    assert result.stdout == b"$(id) `id` a;b *\n"
+
+
+def test_a_missing_command_is_exit_127_and_a_bad_cwd_a_sandbox_error(box: Sandbox) -> None:
+    result = box.run(["/no/such/program"])
+    assert result.exit_code == 127
+    assert b"No such file" in result.stderr
+    with pytest.raises(SandboxError, match="chdir"):
+        box.run(["true"], cwd="/golem/nowhere")
+    with pytest.raises(ValueError, match="argv"):
+        box.run([])
+    with pytest.raises(ValueError, match="argv"):
+        box.run("echo hi")
+    with pytest.raises(ValueError, match="timeout"):
+        box.run(["true"], timeout=0)
+
+
+def test_writes_land_in_the_host_volume(box: Sandbox) -> None:
+    assert sh(box, "echo data > /golem/output/out.txt && mkdir -p /golem/work/a/b").exit_code == 0
+    host = box.host_path("/golem/output/out.txt")
+    assert host == box.volumes["/golem/output"] / "out.txt"
+    assert host.read_bytes() == b"data\n"
+    assert box.host_path("/golem/work/a/b").is_dir()
+    (box.volumes["/golem/input"] / "in.txt").write_text("from the host")
+    assert box.run(["cat", "/golem/input/in.txt"]).stdout == b"from the host"
+
+
+def test_timeout_kills_the_whole_tree_promptly(box: Sandbox) -> None:
+    marker = "61.25"  # a sleep nothing else on this machine runs
+    started = time.monotonic()
+    result = sh(box, f"sh -c 'sleep {marker}' & sleep {marker}", timeout=0.5)
+    assert result.timed_out
+    assert result.exit_code == -9
+    assert time.monotonic() - started < 3
+    assert result.cpu_seconds < 0.2  # sleeping costs nothing
+    left = [p for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
+    assert left == []
+
+
+def test_host_path_refuses_escapes(box: Sandbox, tmp_path: Path) -> None:
+    other = Sandbox(tmp_path / "activity-2")
+    secret = other.volumes["/golem/work"] / "secret.txt"
+    secret.write_text("other activity's data")
+    for bad in (
+        "golem/work/x",
+        "/golem/work/../../etc/passwd",
+        "/golem/work/..",
+        "/etc/passwd",
+        "/golem",
+        "/golem/workx/file",
+        str(secret),
+    ):
+        with pytest.raises(SandboxPathError) as caught:
+            box.host_path(bad)
+        assert repr(bad) in str(caught.value)
+    script = (
+        "ln -s /etc/passwd /golem/work/passwd; "
+        f"ln -s {secret} /golem/work/other; "
+        f"ln -s {secret.parent} /golem/work/otherdir; "
+        "ln -s ../../etc /golem/output/up; "
+        "ln -s /golem/work/loop /golem/work/loop; "
+        "ln -s /golem/input/ok.txt /golem/work/fine; "
+        "ln -s ../input /golem/work/rel"
+    )
+    assert sh(box, script).exit_code == 0
+    for link in ("passwd", "other", "otherdir/secret.txt", "loop"):
+        with pytest.raises(SandboxPathError):
+            box.host_path(f"/golem/work/{link}")
+    with pytest.raises(SandboxPathError, match="leads to /etc/shadow"):
+        box.host_path("/golem/output/up/shadow")
+    inputs = box.volumes["/golem/input"]
+    assert box.host_path("/golem/work/fine") == inputs / "ok.txt"
+    assert box.host_path("/golem/work/rel/x/y") == inputs / "x" / "y"
+    other.destroy()
+
+
+def test_other_activities_and_the_host_are_not_visible(box: Sandbox, tmp_path: Path) -> None:
+    other = Sandbox(tmp_path / "activity-2")
+    (other.volumes["/golem/work"] / "secret.txt").write_text("other activity's data")
+    marker = tmp_path / "host-tmp-marker"  # tmp_path lives in the host's /tmp
+    marker.write_text("host")
+    checks = [other.volumes["/golem/work"] / "secret.txt", other.activity_dir, marker]
+    for path in [*checks, Path("/root"), Path("/home"), Path("/work"), Path("/sys")]:
+        result = box.run(["ls", "-d", str(path)])
+        assert result.exit_code != 0, path
+        assert b"No such file" in result.stderr
+    assert box.run(["ls", "/tmp"]).stdout == b""  # noqa: S108 - the sandbox's own /tmp
+    assert sh(box, "ls /golem").stdout.split() == [b"input", b"output", b"resource", b"work"]
+    assert box.run(["cat", "/etc/shadow"]).stdout == b""  # only root may read it on the host
+    other.destroy()
+
+
+def test_the_system_is_read_only_and_tmp_private(box: Sandbox) -> None:
+    for target in ("/usr/x", "/etc/x", "/x", "/bin/x", "/golem/x"):
+        result = box.run(["touch", target])
+        assert result.exit_code != 0, target
+        assert b"Read-only file system" in result.stderr
+    assert sh(box, "echo t > /tmp/t && cat /tmp/t").stdout == b"t\n"
+    assert box.run(["ls", "/tmp"]).stdout == b""  # noqa: S108 - a fresh one per command
+
+
+def test_no_network(box: Sandbox) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.0)
+        port = listener.getsockname()[1]
+        result = box.run(["bash", "-c", f"echo hi > /dev/tcp/127.0.0.1/{port}"], timeout=10)
+        assert result.exit_code != 0
+        assert b"Connection refused" in result.stderr
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    interfaces = box.run(["cat", "/proc/net/dev"]).stdout.splitlines()[2:]
+    assert [line.split(b":")[0].strip() for line in interfaces] == [b"lo"]
+
+
+def test_memory_and_file_size_limits(tmp_path: Path) -> None:
+    limited = Sandbox(tmp_path / "a", limits=Limits(mem_bytes=64 * 2**20, file_size_bytes=2**20))
+    result = limited.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"])
+    assert result.exit_code != 0
+    assert b"memory exhausted" in result.stderr
+    result = sh(limited, "head -c 3000000 /dev/zero > /golem/work/big")
+    assert result.exit_code != 0
+    assert (limited.volumes["/golem/work"] / "big").stat().st_size <= 2**20
+    free = Sandbox(tmp_path / "b")
+    assert free.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]).exit_code == 0
+
+
+def test_max_processes_stops_a_fork_bomb(tmp_path: Path) -> None:
+    limited = Sandbox(tmp_path / "a", limits=Limits(max_processes=20))
+    bomb = "for i in $(seq 50); do sleep 30 & done; wait"
+    result = sh(limited, bomb, timeout=10)
+    assert not result.timed_out
+    assert result.exit_code != 0
+    assert b"fork" in result.stderr.lower()
+    assert sh(limited, "for i in $(seq 5); do true & done; wait").exit_code == 0
+
+
+def test_cpu_threads_pins_the_command(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    pinned = Sandbox(tmp_path / "a", limits=Limits(cpu_threads=1))
+    assert pinned.run(["nproc"]).stdout == (b"1\n" if cpus > 1 else f"{cpus}\n".encode())
+    with pytest.raises(ValueError, match="max_processes"):
+        Limits(max_processes=0)
+
+
+BUSY = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"
+
+
+def test_cpu_seconds_come_from_the_commands_own_tree(tmp_path: Path) -> None:
+    busy, idle = Sandbox(tmp_path / "busy"), Sandbox(tmp_path / "idle")
+    results: dict[str, RunResult] = {}
+    worker = threading.Thread(target=lambda: results.update(busy=sh(busy, BUSY)))
+    worker.start()
+    quiet = idle.run(["true"])
+    worker.join(timeout=60)
+    assert quiet.cpu_seconds < 0.1  # not charged for the busy sandbox running alongside
+    assert results["busy"].cpu_seconds > 0.2
+    assert busy.cpu_seconds >= results["busy"].cpu_seconds
+    assert idle.cpu_seconds == pytest.approx(quiet.cpu_seconds)
+
+
+def test_cancel_kills_a_running_command_and_cpu_is_seen_live(box: Sandbox) -> None:
+    results: dict[str, RunResult] = {}
+    worker = threading.Thread(target=lambda: results.update(r=sh(box, "while :; do :; done")))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while box.cpu_seconds < 0.2 and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    seen = box.cpu_seconds
+    box.cancel()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert seen >= 0.2
+    assert results["r"].exit_code == -9
+    assert not results["r"].timed_out
+    assert box.cpu_seconds >= seen
+
+
+def test_destroy_kills_and_removes(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path / "a")
+    locked = "mkdir /golem/work/d && touch /golem/work/d/f && chmod 0 /golem/work/d"
+    assert sh(sandbox, locked).exit_code == 0
+    results: dict[str, RunResult] = {}
+    worker = threading.Thread(target=lambda: results.update(r=sandbox.run(["sleep", "60"])))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not sandbox._running and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    sandbox.destroy()
+    worker.join(timeout=10)
+    assert results["r"].exit_code == -9
+    assert not sandbox.activity_dir.exists()
+    with pytest.raises(SandboxError, match="destroyed"):
+        sandbox.run(["true"])
+
+
+def test_missing_bubblewrap_names_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SandboxUnavailableError, match="sudo apt-get install bubblewrap"):
+        find_bwrap()
+    with pytest.raises(SandboxUnavailableError, match="sudo apt-get install bubblewrap"):
+        Sandbox(tmp_path / "a")
+    with pytest.raises(SandboxUnavailableError, match="sudo apt-get install bubblewrap"):
+        probe()
+    monkeypatch.setattr("shutil.which", lambda _name: None)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    with pytest.raises(SandboxUnavailableError):
+        find_bwrap()
