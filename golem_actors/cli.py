@@ -10,9 +10,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from golem_actors import __version__
+from golem_actors import __version__, runner
+from golem_actors.golem import GolemError
 from golem_actors.localnet import commands as localnet_commands
 from golem_actors.localnet.network import LocalNetError
 from golem_actors.localnet.node import NodeError
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", help="data directory for yagna (default: a temporary one)")
     localnet_commands.add_parser(commands)
+    runner.add_parser(commands)
     return parser
 
 
@@ -64,13 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.debug_api:
         logging.getLogger("golem_actors.yagna.api").setLevel(logging.DEBUG)
     try:
-        if args.command == "demo":
-            from golem_actors.demo import run_demo  # noqa: PLC0415 - keep start-up light
-
-            return run_demo(args.data_dir)
-        if args.command == "localnet":
-            return localnet_commands.run(args)
-    except (ConfigError, YagnaError, LocalNetError, NodeError) as exc:
+        return _COMMANDS[args.command](args)
+    except (ConfigError, YagnaError, LocalNetError, NodeError, GolemError, ValueError) as exc:
         print(f"golem-actors: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     except KeyboardInterrupt:
@@ -78,7 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `golem-actors localnet status --json | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    return 2
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from golem_actors.demo import run_demo  # noqa: PLC0415 - keep start-up light
+
+    return run_demo(args.data_dir)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _demo,
+    "localnet": localnet_commands.run,
+    "run": runner.run,
+}
 
 
 if __name__ == "__main__":

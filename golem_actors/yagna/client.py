@@ -36,6 +36,7 @@ class YagnaClient:
         read_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] | None = None,
+        pool_maxsize: int = 64,
     ) -> None:
         self.config = config or ApiConfig.from_env()
         kwargs = {} if sleep is None else {"sleep": sleep}
@@ -45,6 +46,7 @@ class YagnaClient:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retry=retry,
+            pool_maxsize=pool_maxsize,
             **kwargs,
         )
         self.identity = IdentityApi(self.transport)

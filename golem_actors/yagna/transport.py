@@ -95,6 +95,7 @@ class Transport:
         read_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pool_maxsize: int = 64,
     ) -> None:
         self.config = config
         self.connect_timeout = connect_timeout
@@ -103,7 +104,8 @@ class Transport:
         self._sleep = sleep
         if session is None:
             session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+            # One pooled connection per concurrent call: long-polls hold theirs for the whole wait.
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
         self._session = session

@@ -1,0 +1,310 @@
+"""ActivityActor: one per activity. Creates it, runs ExeScript batches, polls state, destroys it.
+
+Batches are asked for by the service's work context from its own thread with a
+``concurrent.futures.Future``; the actor sends the batch and long-polls its results through the
+I/O pool, and resolves the future. When the activity is found gone (the provider's exe-unit no
+longer answers, yagna says 404/410 or Terminated), every pending batch fails at once with
+``ActivityGoneError`` and the owner is told, so a failure is never noticed only at the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from golem_actors.actors.base import RuntimeActor, handles
+from golem_actors.actors.io import IoResult
+from golem_actors.actors.runtime import Runtime
+from golem_actors.events import ActivityCreated, BatchFinished
+from golem_actors.yagna import (
+    YagnaError,
+    YagnaNotFoundError,
+    YagnaServerError,
+    YagnaTimeoutError,
+)
+from golem_actors.yagna.models import ActivityState, CommandResult
+
+__all__ = [
+    "ActivityActor",
+    "ActivityClosed",
+    "ActivityFailed",
+    "ActivityGone",
+    "ActivityGoneError",
+    "ActivityReady",
+    "BatchTimeoutError",
+    "CheckHealth",
+    "Destroy",
+    "ExecBatch",
+    "HealthReport",
+]
+
+log = logging.getLogger(__name__)
+
+POLL_S = 20.0  # results long-poll; long polls keep yagna's and our CPU per batch low
+
+
+class ActivityGoneError(RuntimeError):
+    """The activity no longer exists or its provider stopped answering."""
+
+
+class BatchTimeoutError(TimeoutError):
+    """A batch did not finish within its timeout; ``partial`` holds the results so far."""
+
+    def __init__(self, message: str, partial: list[CommandResult]) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExecBatch:
+    script: list[dict[str, Any]]
+    timeout_s: float
+    future: Future[list[CommandResult]]
+
+
+@dataclass(frozen=True)
+class CheckHealth:
+    pass
+
+
+@dataclass(frozen=True)
+class Destroy:
+    pass
+
+
+@dataclass(frozen=True)
+class ActivityReady:
+    activity_id: str
+
+
+@dataclass(frozen=True)
+class ActivityFailed:
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class ActivityClosed:
+    """The activity actor stopped (destroyed, or never created); told to the owner last."""
+
+
+@dataclass(frozen=True)
+class ActivityGone:
+    reason: str
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    state: ActivityState | None
+    error: str | None = None
+
+
+@dataclass
+class _Batch:
+    request: ExecBatch
+    started: float
+    deadline: float
+    batch_id: str = ""
+    results: dict[int, CommandResult] = field(default_factory=dict)
+
+
+def _is_gone(error: BaseException) -> bool:
+    if isinstance(error, YagnaNotFoundError):
+        return True
+    if isinstance(error, YagnaServerError):
+        text = error.message.lower()
+        return "endpoint address not found" in text or "not found" in text
+    return False
+
+
+class ActivityActor(RuntimeActor):
+    role = "activity"
+
+    def __init__(
+        self,
+        rt: Runtime,
+        parent: pykka.ActorRef[Any],
+        agreement_id: str,
+        *,
+        create_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(rt, parent)
+        self.agreement_id = agreement_id
+        self.activity_id: str | None = None
+        self._create_timeout = create_timeout
+        self._batches: dict[int, _Batch] = {}
+        self._next = 0
+        self._gone: str | None = None
+        self._destroying = False
+
+    def started(self) -> None:
+        self.io(
+            "create",
+            self.rt.client.activity.create_activity,
+            self.agreement_id,
+            timeout=self._create_timeout,
+        )
+
+    def io_create(self, result: IoResult) -> None:
+        if not result.ok:
+            self.tell_parent(ActivityFailed(result.error or RuntimeError("create failed")))
+            self.stop()
+            return
+        self.activity_id = result.value.activity_id
+        assert self.activity_id is not None
+        self.rt.emit(ActivityCreated(activity_id=self.activity_id, agreement_id=self.agreement_id))
+        if self._destroying:  # destroy was asked while create was in flight
+            self._send_destroy()
+            return
+        self.tell_parent(ActivityReady(self.activity_id))
+
+    # -- batches ----------------------------------------------------------------------------
+
+    @handles(ExecBatch)
+    def on_exec(self, request: ExecBatch) -> None:
+        if self._gone or self._destroying or self.activity_id is None:
+            request.future.set_exception(ActivityGoneError(self._gone or "activity not available"))
+            return
+        number = self._next
+        self._next += 1
+        now = time.monotonic()
+        self._batches[number] = _Batch(request, now, now + request.timeout_s)
+        self.io(("exec", number), self.rt.client.activity.exec, self.activity_id, request.script)
+
+    def io_exec(self, result: IoResult) -> None:
+        batch = self._batches.get(result.tag[1])
+        if batch is None:
+            return
+        if not result.ok:
+            self._fail_batch(result.tag[1], result.error)
+            return
+        batch.batch_id = result.value
+        self._poll(result.tag[1], batch)
+
+    def _poll(self, number: int, batch: _Batch) -> None:
+        assert self.activity_id is not None
+        wait = max(0.0, min(POLL_S, batch.deadline - time.monotonic()))
+        self.io(
+            ("poll", number),
+            self.rt.client.activity.batch_results,
+            self.activity_id,
+            batch.batch_id,
+            timeout=round(wait, 3),
+        )
+
+    def io_poll(self, result: IoResult) -> None:
+        number = result.tag[1]
+        batch = self._batches.get(number)
+        if batch is None:
+            return
+        if not result.ok:
+            if isinstance(result.error, YagnaTimeoutError) and time.monotonic() < batch.deadline:
+                self._poll(number, batch)
+                return
+            self._fail_batch(number, result.error)
+            return
+        for item in result.value:
+            batch.results[item.index] = item
+        ordered = [batch.results[i] for i in sorted(batch.results)]
+        if any(r.is_batch_finished for r in ordered):
+            del self._batches[number]
+            ok = all(r.ok for r in ordered)
+            self._batch_done(batch, "ok" if ok else "error")
+            batch.request.future.set_result(ordered)
+        elif time.monotonic() >= batch.deadline:
+            del self._batches[number]
+            self._batch_done(batch, "timeout")
+            message = f"batch did not finish within {batch.request.timeout_s:g} s"
+            batch.request.future.set_exception(BatchTimeoutError(message, ordered))
+        else:
+            self._poll(number, batch)
+
+    def _batch_done(self, batch: _Batch, outcome: str) -> None:
+        self.rt.emit(
+            BatchFinished(
+                activity_id=self.activity_id or "",
+                ok=outcome == "ok",
+                seconds=time.monotonic() - batch.started,
+                outcome=outcome,
+            )
+        )
+
+    def _fail_batch(self, number: int, error: BaseException | None) -> None:
+        batch = self._batches.pop(number)
+        if error is not None and _is_gone(error):
+            self._batch_done(batch, "gone")
+            self._mark_gone(f"the provider stopped serving the activity: {error}")
+            batch.request.future.set_exception(ActivityGoneError(self._gone or str(error)))
+            return
+        self._batch_done(batch, "error")
+        batch.request.future.set_exception(error or RuntimeError("batch failed"))
+
+    def _mark_gone(self, reason: str) -> None:
+        if self._gone is not None:
+            return
+        self._gone = reason
+        for number in list(self._batches):
+            pending = self._batches.pop(number)
+            pending.request.future.set_exception(ActivityGoneError(reason))
+        self.tell_parent(ActivityGone(reason))
+
+    # -- health -----------------------------------------------------------------------------
+
+    @handles(CheckHealth)
+    def on_check(self, _: CheckHealth) -> None:
+        if self.activity_id is not None and not self._gone:
+            self.io("state", self.rt.client.activity.get_state, self.activity_id)
+
+    def io_state(self, result: IoResult) -> None:
+        if not result.ok:
+            if result.error is not None and _is_gone(result.error):
+                self._mark_gone(f"activity state unavailable: {result.error}")
+                return
+            self.tell_parent(HealthReport(None, str(result.error)))
+            return
+        state: ActivityState = result.value
+        if state.current == "Terminated":
+            self._mark_gone(f"the activity was terminated ({state.reason or 'no reason given'})")
+            return
+        self.tell_parent(HealthReport(state))
+
+    # -- teardown ---------------------------------------------------------------------------
+
+    @handles(Destroy)
+    def on_destroy(self, _: Destroy) -> None:
+        if self._destroying:
+            return
+        self._destroying = True
+        for number in list(self._batches):
+            self._batches.pop(number).request.future.set_exception(
+                ActivityGoneError("the activity is being destroyed")
+            )
+        if self.activity_id is None:
+            return  # create still in flight: io_create destroys it
+        if self._gone:
+            self.stop()
+            return
+        self._send_destroy()
+
+    def _send_destroy(self) -> None:
+        assert self.activity_id is not None
+        self.io("destroy", self.rt.client.activity.destroy_activity, self.activity_id, timeout=10)
+
+    def io_destroy(self, result: IoResult) -> None:
+        if not result.ok and not isinstance(result.error, YagnaError):
+            log.warning("destroying activity %s: %r", self.activity_id, result.error)
+        self.stop()
+
+    def stopping(self) -> None:
+        for number in list(self._batches):
+            self._batches.pop(number).request.future.set_exception(
+                ActivityGoneError("the activity actor stopped")
+            )
+        self.tell_parent(ActivityClosed())

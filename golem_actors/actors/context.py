@@ -1,0 +1,158 @@
+"""The work context (``ctx``) a service's or task's code uses to drive its activity.
+
+User code runs in its own worker thread, never in an actor: it may block on a command for as
+long as the command runs. Every call here is bounded by a timeout, and every wait also wakes up
+when the instance is told to stop, so user code never outlives its activity.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError, ExecBatch
+from golem_actors.exescript import BatchResult, CommandOutcome, Script
+from golem_actors.storage.http import Storage, StorageError
+
+__all__ = ["InstanceStoppingError", "WorkContext"]
+
+DEFAULT_TIMEOUT = 300.0
+_MARGIN = 5.0  # beyond a batch's own timeout, for the actor's answer to arrive
+
+
+class InstanceStoppingError(RuntimeError):
+    """Raised in user code when its instance is stopping; let it propagate."""
+
+
+class WorkContext:
+    """What ``start``/``run``/``shutdown``/``health`` (and task workers) get as ``ctx``."""
+
+    def __init__(
+        self,
+        activity: pykka.ActorRef[Any],
+        *,
+        storage: Storage | None,
+        provider_id: str,
+        provider_name: str,
+        agreement_id: str,
+        activity_id: str,
+        stop: threading.Event | None = None,
+        default_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._activity = activity
+        self._storage = storage
+        self._stop = stop or threading.Event()
+        self.provider_id = provider_id
+        self.provider_name = provider_name
+        self.agreement_id = agreement_id
+        self.activity_id = activity_id
+        self.default_timeout = default_timeout
+
+    # -- flow control -----------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """True once the instance has been told to stop; long loops in ``run`` should check it."""
+        return self._stop.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, but raise ``InstanceStoppingError`` as soon as the instance is stopping."""
+        if self._stop.wait(seconds):
+            raise InstanceStoppingError("the instance is stopping")
+
+    def wait_until_stopped(self) -> None:
+        """Block until the instance is told to stop (the default ``run``)."""
+        while not self._stop.wait(3600):
+            pass
+        raise InstanceStoppingError("the instance is stopping")
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def execute(self, script: Script, *, timeout: float | None = None) -> BatchResult:
+        """Run a whole script; raises ``CommandFailedError`` for the first failing command,
+        ``BatchTimeoutError``, ``ActivityGoneError`` or ``InstanceStoppingError``."""
+        if self._stop.is_set():
+            raise InstanceStoppingError("the instance is stopping")
+        limit = self.default_timeout if timeout is None else timeout
+        if limit <= 0:
+            raise ValueError(f"timeout must be positive, got {limit}")
+        future: Future[list[Any]] = Future()
+        try:
+            self._activity.tell(ExecBatch(script.to_json(), limit, future))
+        except pykka.ActorDeadError:
+            raise ActivityGoneError("the activity actor is gone") from None
+        deadline = time.monotonic() + limit + _MARGIN
+        while True:
+            try:
+                results = future.result(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
+                break
+            except FutureTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise BatchTimeoutError(f"no answer within {limit:g} s", []) from None
+                if self._stop.is_set():
+                    raise InstanceStoppingError("the instance is stopping") from None
+        return BatchResult.parse(script, results).raise_for_error()
+
+    def run(self, *argv: str, timeout: float | None = None) -> CommandOutcome:
+        """Run one command (argv, no shell); its outcome, or ``CommandFailedError`` if it fails."""
+        if not argv:
+            raise ValueError("run needs a command: ctx.run('/bin/echo', 'hi')")
+        return self.execute(Script().run(*argv), timeout=timeout)[0]
+
+    def deploy_and_start(self, *, timeout: float | None = None, **deploy: Any) -> None:
+        self.execute(Script().deploy(**deploy).start(), timeout=timeout)
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _need_storage(self) -> Storage:
+        if self._storage is None:
+            raise StorageError("no storage is configured for file transfers in this run")
+        return self._storage
+
+    def send_bytes(self, data: bytes, remote: str, *, timeout: float | None = None) -> None:
+        """Write ``data`` to ``remote`` (a path under ``/golem/...``) on the provider."""
+        storage = self._need_storage()
+        url = storage.publish_bytes(data)
+        try:
+            self.execute(Script().transfer(url, f"container:{remote}"), timeout=timeout)
+        finally:
+            storage.release(url)
+
+    def send_file(self, local: str | Path, remote: str, *, timeout: float | None = None) -> None:
+        storage = self._need_storage()
+        url = storage.publish_file(Path(local))
+        try:
+            self.execute(Script().transfer(url, f"container:{remote}"), timeout=timeout)
+        finally:
+            storage.release(url)
+
+    def send_json(self, obj: Any, remote: str, *, timeout: float | None = None) -> None:
+        self.send_bytes(json.dumps(obj).encode(), remote, timeout=timeout)
+
+    def download_bytes(self, remote: str, *, timeout: float | None = None) -> bytes:
+        storage = self._need_storage()
+        slot = storage.upload_slot()
+        try:
+            self.execute(Script().transfer(f"container:{remote}", slot.url), timeout=timeout)
+            if not slot.path.exists():
+                raise StorageError(f"the provider reported {remote} sent, but nothing arrived")
+            return slot.path.read_bytes()
+        finally:
+            storage.release(slot.url)
+
+    def download_file(
+        self, remote: str, local: str | Path, *, timeout: float | None = None
+    ) -> Path:
+        target = Path(local)
+        target.write_bytes(self.download_bytes(remote, timeout=timeout))
+        return target
+
+    def download_json(self, remote: str, *, timeout: float | None = None) -> Any:
+        return json.loads(self.download_bytes(remote, timeout=timeout))

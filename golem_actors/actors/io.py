@@ -1,0 +1,108 @@
+"""Blocking yagna calls, off the actors' threads.
+
+An actor never blocks on I/O (a busy actor must still answer ``status`` and ``stop`` at once, see
+``shared/notes/pykka-scale.md``): it hands the call here with a tag, and the outcome comes back
+to it as an ``IoResult`` message. Long-polls hold a worker for their whole wait, so the pool is
+sized for the number of concurrent polls, and its threads are created lazily.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+__all__ = ["Io", "IoResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IoResult:
+    """The outcome of one call: ``value`` or ``error``; ``tag`` says which call it answers."""
+
+    tag: Any
+    value: Any = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Io:
+    """A lazily grown thread pool whose results are told back to the asking actor."""
+
+    def __init__(self, max_workers: int = 2048, *, name: str = "golem-io") -> None:
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix=name)
+        self._ids = itertools.count()
+        self._closed = threading.Event()
+        self.dead_letters = 0
+
+    def call(
+        self,
+        reply_to: pykka.ActorRef[Any],
+        tag: Any,
+        fn: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """Run ``fn(*args, **kwargs)`` on a worker; tell ``IoResult(tag, ...)`` to ``reply_to``."""
+        if self._closed.is_set():
+            return
+        try:
+            self._pool.submit(self._run, reply_to, tag, fn, args, kwargs)
+        except RuntimeError:  # shut down between the check and the submit
+            return
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on a worker with no reply (user code, fire-and-forget cleanups)."""
+        if self._closed.is_set():
+            return
+        try:
+            self._pool.submit(self._run_quietly, fn, args)
+        except RuntimeError:
+            return
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def close(self) -> None:
+        """Stop taking work; running calls finish on their own (each has its own timeout)."""
+        self._closed.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(
+        self,
+        reply_to: pykka.ActorRef[Any],
+        tag: Any,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        try:
+            result = IoResult(tag, value=fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the actor
+            result = IoResult(tag, error=exc)
+        try:
+            reply_to.tell(result)
+        except pykka.ActorDeadError:
+            self.dead_letters += 1
+
+    @staticmethod
+    def _run_quietly(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("background call %s failed", getattr(fn, "__qualname__", fn))

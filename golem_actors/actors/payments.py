@@ -1,0 +1,363 @@
+"""PaymentActor: the run's debit notes and invoices, accepted within prices and budget.
+
+It long-polls yagna's debit-note and invoice events, fetches each document, asks the pure
+``PaymentLedger`` what to do, and sends the acceptance. Decisions go out one at a time, each
+recorded before the next is decided, so two documents arriving together can never both fit a
+budget that only has room for one. The most urgent debit note (earliest accept deadline) first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from golem_actors.actors.base import RuntimeActor, handles
+from golem_actors.actors.io import IoResult
+from golem_actors.actors.runtime import Runtime
+from golem_actors.events import DebitNoteAccepted, DebitNoteRefused, InvoiceAccepted, InvoiceRefused
+from golem_actors.policy.negotiation import agreed_terms
+from golem_actors.policy.payments import (
+    Code,
+    DebitNoteIn,
+    Decision,
+    InvoiceIn,
+    InvoiceState,
+    PaymentLedger,
+    Terms,
+    Totals,
+    parse_usage,
+)
+from golem_actors.yagna.models import Agreement, Allocation, DebitNote, Invoice
+
+__all__ = [
+    "AgreementClosed",
+    "GetTotals",
+    "PaymentActor",
+    "RegisterActivity",
+    "RegisterAgreement",
+    "Settle",
+]
+
+log = logging.getLogger(__name__)
+
+_FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class RegisterAgreement:
+    agreement: Agreement
+
+
+@dataclass(frozen=True)
+class RegisterActivity:
+    agreement_id: str
+    activity_id: str
+    requested_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AgreementClosed:
+    agreement_id: str
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Resolve ``future`` with the totals once every ended agreement's invoice is accepted."""
+
+    future: Future[Totals]
+
+
+@dataclass(frozen=True)
+class GetTotals:
+    pass
+
+
+@dataclass(frozen=True)
+class _Drop:
+    agreement_id: str
+
+
+@dataclass(frozen=True)
+class _Poll:
+    kind: str  # "debit_note" or "invoice"
+
+
+def terms_of(agreement: Agreement) -> Terms:
+    """The payment terms of an approved agreement, in the ledger's shape."""
+    agreed = agreed_terms(agreement.demand.properties, agreement.offer.properties)
+    pricing = agreed.pricing
+    threads = agreement.offer.properties.get("golem.inf.cpu.threads", 1)
+    return Terms(
+        prices=pricing.price_by_counter,
+        usage_vector=pricing.usage_vector,
+        start_price=pricing.start_price,
+        cpu_threads=int(threads) if isinstance(threads, int | float) and threads >= 1 else 1,
+        debit_note_interval_s=agreed.debit_note_interval_s,
+        accept_timeout_s=agreed.accept_timeout_s,
+        payment_timeout_s=agreed.payment_timeout_s,
+    )
+
+
+class PaymentActor(RuntimeActor):
+    role = "payments"
+
+    def __init__(self, rt: Runtime, allocation: Allocation, *, poll_s: float = 20.0) -> None:
+        super().__init__(rt, None)
+        self.allocation = allocation
+        self.ledger = PaymentLedger(allocation.total_amount)
+        self._poll_s = poll_s
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        self._after = {"debit_note": start, "invoice": start}
+        self._queue: list[tuple[dt.datetime, int, Any]] = []  # (deadline, seq, document)
+        self._seq = itertools.count()
+        self._busy = False
+        self._seen: set[str] = set()
+        self._settling: list[Future[Totals]] = []
+        self._early: dict[str, list[Any]] = {}  # documents of agreements not registered yet
+
+    def started(self) -> None:
+        self.actor_ref.tell(_Poll("debit_note"))
+        self.actor_ref.tell(_Poll("invoice"))
+
+    # -- what the instances tell --------------------------------------------------------------
+
+    @handles(RegisterAgreement)
+    def on_agreement(self, message: RegisterAgreement) -> None:
+        agreement = message.agreement
+        try:
+            terms = terms_of(agreement)  # AgreementTermsError and the ledger's own are ValueErrors
+        except ValueError as exc:
+            log.error("agreement %s has terms we cannot check: %s", agreement.agreement_id, exc)  # noqa: TRY400
+            return
+        approved = agreement.approved_date or dt.datetime.now(dt.UTC)
+        self.ledger.record_agreement(agreement.agreement_id, terms, approved)
+        for document in self._early.pop(agreement.agreement_id, []):
+            self._enqueue(document)
+
+    @handles(RegisterActivity)
+    def on_activity(self, message: RegisterActivity) -> None:
+        try:
+            self.ledger.record_activity(
+                message.agreement_id, message.activity_id, message.requested_at
+            )
+        except (KeyError, ValueError) as exc:
+            log.warning("recording activity %s: %s", message.activity_id, exc)
+
+    @handles(AgreementClosed)
+    def on_closed(self, message: AgreementClosed) -> None:
+        try:
+            self.ledger.record_termination(message.agreement_id, dt.datetime.now(dt.UTC))
+        except (KeyError, ValueError) as exc:
+            log.debug("closing %s: %s", message.agreement_id, exc)
+
+    @handles(GetTotals)
+    def on_totals(self, _: GetTotals) -> Totals:
+        return self.ledger.totals()
+
+    @handles(Settle)
+    def on_settle(self, message: Settle) -> None:
+        self._settling.append(message.future)
+        self._check_settled()
+
+    def _unsettled(self) -> list[str]:
+        """Ended agreements still owing an invoice we could accept (a refused one never will)."""
+        return [
+            a
+            for a in self.ledger.outstanding()
+            if self.ledger.invoice_state(a) is not InvoiceState.REFUSED
+        ]
+
+    def _check_settled(self) -> None:
+        if self._settling and not self._unsettled() and not self._queue and not self._busy:
+            totals = self.ledger.totals()
+            for future in self._settling:
+                if not future.done():
+                    future.set_result(totals)
+            self._settling.clear()
+
+    # -- events -------------------------------------------------------------------------------
+
+    @handles(_Poll)
+    def on_poll(self, message: _Poll) -> None:
+        api = self.rt.client.payment
+        fetch = api.debit_note_events if message.kind == "debit_note" else api.invoice_events
+        self.io(
+            ("events", message.kind), fetch, after=self._after[message.kind], timeout=self._poll_s
+        )
+
+    def io_events(self, result: IoResult) -> None:
+        kind = result.tag[1]
+        if not result.ok:
+            log.warning("polling %s events: %s", kind, result.error)
+            self.after(1.0, _Poll(kind), key=f"poll:{kind}")
+            return
+        for event in result.value:
+            self._after[kind] = max(self._after[kind], event.event_date)
+            if event.event_type.endswith("ReceivedEvent"):
+                doc_id = event.debit_note_id if kind == "debit_note" else event.invoice_id
+                if doc_id not in self._seen:
+                    self._seen.add(doc_id)
+                    getter = (
+                        self.rt.client.payment.get_debit_note
+                        if kind == "debit_note"
+                        else self.rt.client.payment.get_invoice
+                    )
+                    self.io(("document", kind), getter, doc_id)
+        self.actor_ref.tell(_Poll(kind))
+
+    def io_document(self, result: IoResult) -> None:
+        if not result.ok:
+            log.warning("fetching a %s: %s", result.tag[1], result.error)
+            return
+        document = result.value
+        if document.agreement_id not in self.ledger._agreements:  # noqa: SLF001
+            # Events may beat the instance's registration by a few ms: hold them.
+            self._early.setdefault(document.agreement_id, []).append(document)
+            self.after(30.0, _Drop(document.agreement_id), key=f"drop:{document.agreement_id}")
+            return
+        self._enqueue(document)
+
+    def _enqueue(self, document: DebitNote | Invoice) -> None:
+        deadline = _FAR
+        if isinstance(document, DebitNote):
+            deadline = dt.datetime.now(dt.UTC)  # notes are urgent; invoices wait their turn
+        heapq.heappush(self._queue, (deadline, next(self._seq), document))
+        self._next()
+
+    # -- deciding, one at a time ---------------------------------------------------------------
+
+    def _next(self) -> None:
+        if self._busy or not self._queue:
+            self._check_settled()
+            return
+        _, _, document = heapq.heappop(self._queue)
+        now = dt.datetime.now(dt.UTC)
+        if isinstance(document, DebitNote):
+            note = DebitNoteIn(
+                document.debit_note_id,
+                document.agreement_id,
+                document.activity_id,
+                document.total_amount_due,
+                document.timestamp or now,
+                usage=parse_usage(document.usage_counter_vector),
+                payable=document.payment_due_date is not None,
+            )
+            decision = self.ledger.decide_debit_note(note, now)
+            self._apply(note, decision)
+        else:
+            invoice = InvoiceIn(
+                document.invoice_id,
+                document.agreement_id,
+                document.amount,
+                tuple(document.activity_ids),
+            )
+            self.ledger.record_invoice_received(invoice)
+            self._apply(invoice, self.ledger.decide_invoice(invoice, now))
+
+    def _apply(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
+        if decision.code is Code.ALREADY_ACCEPTED:
+            self._next()
+            return
+        if not decision.accept:
+            self._refuse(document, decision)
+            self._next()
+            return
+        self._busy = True
+        api = self.rt.client.payment
+        if isinstance(document, DebitNoteIn):
+            self.io(
+                ("accepted", document),
+                api.accept_debit_note,
+                document.debit_note_id,
+                decision.amount,
+                self.allocation.allocation_id,
+            )
+        else:
+            self.io(
+                ("accepted", document),
+                api.accept_invoice,
+                document.invoice_id,
+                decision.amount,
+                self.allocation.allocation_id,
+            )
+
+    def io_accepted(self, result: IoResult) -> None:
+        self._busy = False
+        document = result.tag[1]
+        if not result.ok:
+            # Not recorded: the books stay as they were. It is tried again only if yagna sends the
+            # event again; the agreement shows up as outstanding at settle time.
+            log.error("accepting %s failed: %s", _doc_id(document), result.error)
+        elif isinstance(document, DebitNoteIn):
+            self.ledger.record_debit_note_accepted(document)
+            self.rt.emit(
+                DebitNoteAccepted(
+                    debit_note_id=document.debit_note_id,
+                    agreement_id=document.agreement_id,
+                    amount=document.amount,
+                )
+            )
+        else:
+            self.ledger.record_invoice_accepted(document)
+            self.rt.emit(
+                InvoiceAccepted(
+                    invoice_id=document.invoice_id,
+                    agreement_id=document.agreement_id,
+                    amount=document.amount,
+                )
+            )
+        self._next()
+
+    def _refuse(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
+        log.warning("refusing %s: %s", _doc_id(document), decision.reason)
+        if isinstance(document, DebitNoteIn):
+            self.ledger.record_debit_note_refused(document, decision.code)
+            self.rt.emit(
+                DebitNoteRefused(
+                    debit_note_id=document.debit_note_id,
+                    agreement_id=document.agreement_id,
+                    reason=decision.reason,
+                )
+            )
+        else:
+            self.ledger.record_invoice_refused(document, decision.code)
+            self.rt.emit(
+                InvoiceRefused(
+                    invoice_id=document.invoice_id,
+                    agreement_id=document.agreement_id,
+                    reason=decision.reason,
+                )
+            )
+            self.io(
+                "rejected",
+                self.rt.client.payment.reject_invoice,
+                document.invoice_id,
+                decision.reason[:200],
+            )
+
+    def io_rejected(self, result: IoResult) -> None:
+        if not result.ok:
+            log.info("rejecting an invoice: %s", result.error)
+
+    @handles(_Drop)
+    def on_drop(self, message: _Drop) -> None:
+        """Documents of an agreement this run never registered: not ours to pay."""
+        for document in self._early.pop(message.agreement_id, []):
+            log.warning(
+                "ignoring %s of unknown agreement %s", type(document).__name__, message.agreement_id
+            )
+
+    def spent(self) -> Decimal:
+        return self.ledger.spent()
+
+
+def _doc_id(document: DebitNoteIn | InvoiceIn) -> str:
+    if isinstance(document, DebitNoteIn):
+        return f"debit note {document.debit_note_id}"
+    return f"invoice {document.invoice_id}"

@@ -1,0 +1,240 @@
+"""ClusterSupervisor: keeps N instances of one service running, restarting them elsewhere.
+
+A thin loop around the pure ``policy.restart.decide``: OTP strategies (one_for_one,
+one_for_all), restart types, restart intensity with escalation, Akka-style backoff with jitter on
+the shared timer, and a per-cluster provider blacklist with a TTL, so a replacement never lands
+on the provider that just failed. Each restart is a new ``InstanceActor`` behind the instance's
+stable ``ServiceHandle``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pykka
+
+from golem_actors.actors.base import ChildDied, RuntimeActor, handles
+from golem_actors.actors.instance import InstanceActor, InstanceConfig, InstanceExited, StopInstance
+from golem_actors.actors.market import ProviderFailed
+from golem_actors.actors.runtime import Runtime
+from golem_actors.events import InstanceRestarting, SupervisorEscalated
+from golem_actors.policy.lifecycle import ServiceState
+from golem_actors.policy.restart import Action, ExitReason, SupervisorPolicy, decide
+from golem_actors.service import InstanceSnapshot, ServiceHandle
+
+__all__ = ["ClusterState", "ClusterSupervisor", "GetSnapshots", "StopCluster", "StopOne"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterState:
+    """What the (non-actor) caller watches: set once, by the supervisor, from its thread."""
+
+    escalated: str | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(frozen=True)
+class StopCluster:
+    future: Future[None]
+
+
+@dataclass(frozen=True)
+class StopOne:
+    instance: str
+
+
+@dataclass(frozen=True)
+class GetSnapshots:
+    pass
+
+
+@dataclass(frozen=True)
+class _Restart:
+    children: frozenset[str]
+
+
+class ClusterSupervisor(RuntimeActor):
+    role = "supervisor"
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        policy: SupervisorPolicy,
+        config: InstanceConfig,
+        instances: dict[str, ServiceHandle],
+        params: dict[str, dict[str, Any]],
+        state: ClusterState,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(rt, None)
+        self.policy = policy
+        self.config = config
+        self.handles = instances
+        self.params = params
+        self.cluster = state
+        self._clock = clock
+        self._rand = rand
+        self._state = policy.initial_state(instances)
+        self._live: dict[str, pykka.ActorRef[Any]] = {}
+        self._providers: dict[str, str] = {}  # child -> its current provider, to spread out
+        self._restart_due: set[str] = set()  # restart timer fired, waiting for the child's exit
+        self._restarting: set[str] = set()  # stopped on purpose for a one_for_all restart
+        self._stopped_for_good: set[str] = set()
+        self._stopping: list[Future[None]] = []
+
+    def started(self) -> None:
+        for child in self.handles:
+            self._spawn(child)
+
+    def _spawn(self, child: str) -> None:
+        now = self._clock()
+        exclude = self._state.blacklist.active(now)
+        avoid = frozenset(p for c, p in self._providers.items() if c != child)
+        config = replace(self.config, params=self.params[child])
+        self._live[child] = InstanceActor.start(
+            self.rt,
+            self.actor_ref,
+            config=config,
+            handle=self.handles[child],
+            exclude=exclude,
+            avoid=avoid,
+        )
+        self._state = self._state.child_started(child, now)
+
+    # -- exits --------------------------------------------------------------------------------
+
+    @handles(InstanceExited)
+    def on_exit(self, exited: InstanceExited) -> None:
+        child = exited.instance
+        self._live.pop(child, None)
+        self._providers.pop(child, None)
+        if exited.provider_id and exited.reason.abnormal:
+            self.config.market.tell(ProviderFailed(exited.provider_id))  # it sinks in the ranking
+        if self._stopping or child in self._stopped_for_good:
+            self._check_done()
+            return
+        if child in self._restarting:
+            self._restarting.discard(child)
+            if child in self._restart_due:
+                self._restart_due.discard(child)
+                self._respawn(child, f"{exited.reason.value} (one_for_all)")
+            return
+        decision = decide(
+            self.policy,
+            self._state,
+            child=child,
+            reason=exited.reason,
+            now=self._clock(),
+            rand=self._rand,
+            provider=exited.provider_id,
+        )
+        self._state = decision.state
+        log.info("%s: %s", self.policy.service, decision.reason)
+        if decision.action is Action.ESCALATE:
+            self._escalate(decision.reason)
+        elif decision.action is Action.STOP_CHILD:
+            self._stopped_for_good.add(child)
+            self._check_done()
+        else:
+            for other in decision.restart - {child}:
+                ref = self._live.get(other)
+                if ref is not None:
+                    self._restarting.add(other)
+                    ref.tell(StopInstance(ExitReason.SHUTDOWN, f"one_for_all: {child} failed"))
+            for target in decision.restart:
+                self.handles[target].update(
+                    last_exit=f"{exited.reason.value}: {exited.detail}"[:300]
+                )
+                self.rt.emit(
+                    InstanceRestarting(
+                        service=self.policy.service,
+                        instance=target,
+                        reason=exited.reason.value,
+                        delay_seconds=decision.delay_s,
+                        restarts=self.handles[target].restarts + 1,
+                    )
+                )
+            self.after(decision.delay_s, _Restart(decision.restart), key=f"restart:{child}")
+
+    @handles(_Restart)
+    def on_restart(self, message: _Restart) -> None:
+        if self._stopping or self.cluster.escalated:
+            return
+        for child in message.children:
+            if child in self._live:  # still tearing down (one_for_all): restart on its exit
+                self._restart_due.add(child)
+                continue
+            self._respawn(child, self.handles[child].snapshot().last_exit or "restart")
+
+    def _respawn(self, child: str, last_exit: str) -> None:
+        self.handles[child].new_incarnation(last_exit)
+        self._spawn(child)
+
+    @handles(ChildDied)
+    def on_child_died(self, died: ChildDied) -> None:
+        child = next((c for c, r in self._live.items() if r == died.ref), None)
+        if child is None:
+            return
+        self.on_exit(
+            InstanceExited(
+                child, ExitReason.CRASH, repr(died.error), self._providers.get(child), None
+            )
+        )
+
+    def _escalate(self, reason: str) -> None:
+        log.error("%s", reason)
+        self.cluster.escalated = reason
+        self.rt.emit(SupervisorEscalated(service=self.policy.service, reason=reason))
+        for ref in self._live.values():
+            ref.tell(StopInstance(ExitReason.SHUTDOWN, "the cluster escalated"))
+        self._check_done()
+
+    # -- requests -----------------------------------------------------------------------------
+
+    @handles(StopOne)
+    def on_stop_one(self, message: StopOne) -> None:
+        self._stopped_for_good.add(message.instance)
+        ref = self._live.get(message.instance)
+        if ref is not None:
+            ref.tell(StopInstance())
+        else:
+            self._check_done()
+
+    @handles(StopCluster)
+    def on_stop_cluster(self, message: StopCluster) -> None:
+        self._stopping.append(message.future)
+        for ref in self._live.values():
+            ref.tell(StopInstance())
+        self._check_done()
+
+    @handles(GetSnapshots)
+    def on_snapshots(self, _: GetSnapshots) -> list[InstanceSnapshot]:
+        return [handle.snapshot() for handle in self.handles.values()]
+
+    def _check_done(self) -> None:
+        if self._live:
+            return
+        stopped = (
+            self._stopping or self.cluster.escalated or set(self.handles) <= self._stopped_for_good
+        )
+        if not stopped:
+            return
+        for handle in self.handles.values():
+            if handle.state.live:
+                handle.update(state=ServiceState.TERMINATED)
+        self.cluster.finished.set()
+        for future in self._stopping:
+            if not future.done():
+                future.set_result(None)
+        self._stopping.clear()
