@@ -135,6 +135,7 @@ class Golem:
         self.clusters: list[Cluster] = []
         self.rt: Runtime | None = None
         self.allocation: Allocation | None = None
+        self.final_allocation: Allocation | None = None
         self.final_totals: Totals | None = None
         self._decoration: tuple[dict[str, Any], list[str]] | None = None
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
@@ -294,6 +295,10 @@ class Golem:
                     log.warning("the %s actor did not stop in time", name)
         if self.allocation is not None:
             try:
+                # What yagna says was spent, kept for the summary, then the rest goes back.
+                self.final_allocation = self.rt.client.payment.get_allocation(
+                    self.allocation.allocation_id
+                )
                 self.rt.client.payment.release_allocation(self.allocation.allocation_id)
             except YagnaError as exc:
                 log.warning("releasing the allocation: %s", exc)

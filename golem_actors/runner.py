@@ -23,6 +23,8 @@ from typing import Any
 
 from golem_actors.golem import Golem, GolemError
 from golem_actors.localnet.network import STATE_FILE, LocalNet, default_data_dir
+from golem_actors.policy.payments import Totals
+from golem_actors.policy.restart import RestartIntensity, RestartType, SupervisorPolicy
 from golem_actors.service import InstanceSnapshot, ServiceActor
 from golem_actors.status import StatusServer
 from golem_actors.yagna import ApiConfig
@@ -62,6 +64,16 @@ def add_parser(commands: Any) -> None:
         "--param", action="append", default=[], metavar="K=V", help="instance parameter"
     )
     run_.add_argument("--no-table", action="store_true", help="no live table")
+    run_.add_argument(
+        "--max-restarts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="more restarts than N within --restart-window escalate: the run stops (default 5)",
+    )
+    run_.add_argument(
+        "--restart-window", type=float, default=60.0, metavar="S", help="(default 60)"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -175,8 +187,21 @@ def run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(args, service_cls, params, budget, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(
+    args: argparse.Namespace,
+    service_cls: type[ServiceActor],
+    params: list[dict[str, Any]],
+    budget: Decimal,
+    stop: threading.Event,
+) -> int:
     with _network(args) as config:
         golem = Golem(
             config=config, budget=budget, subnet=args.subnet, payment_platform=args.payment_platform
@@ -186,8 +211,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             if args.metrics_port is not None:
                 server = StatusServer(golem, host=args.metrics_addr, port=args.metrics_port)
-                print(f"# /metrics and /status on {server.url}", flush=True)  # noqa: T201
-            cluster = golem.run_service(service_cls, args.instances, params=params)
+                _say(f"# /metrics and /status on {server.url}")
+            policy = SupervisorPolicy(
+                restart_type=service_cls.restart_type or RestartType.PERMANENT,
+                intensity=RestartIntensity(args.max_restarts, args.restart_window),
+                service=service_cls.__name__,
+            )
+            cluster = golem.run_service(service_cls, args.instances, params=params, policy=policy)
             deadline = time.monotonic() + args.duration if args.duration else None
             table = _Table(enabled=not args.no_table)
             while not stop.wait(1.0):
@@ -196,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-            print("# stopping: terminating agreements and paying invoices ...", flush=True)  # noqa: T201
+            _say("# stopping: terminating agreements and paying invoices ...")
         finally:
             totals = golem.stop()
             if server is not None:
@@ -208,14 +238,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(golem: Golem, totals: Any) -> None:
+def _summary(golem: Golem, totals: Totals | None) -> None:
     if totals is None:
-        print("# no payment totals (the payment actor did not answer)")  # noqa: T201
+        _say("# no payment totals: the payment actor did not answer")
         return
-    print(  # noqa: T201
-        f"# paid {totals.invoices} GLM in invoices, committed {totals.committed} GLM, "
-        f"{totals.remaining} GLM of {totals.budget} left; "
-        f"outstanding invoices: {len(golem.outstanding) if hasattr(golem, 'outstanding') else 0}"
+    spent = golem.final_allocation.spent_amount if golem.final_allocation else None
+    _say(
+        f"# paid {totals.invoices} GLM in invoices (yagna: {spent} GLM spent); "
+        f"{totals.remaining} GLM of the {totals.budget} GLM budget left"
     )
 
 

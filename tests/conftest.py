@@ -1,5 +1,7 @@
 """Shared fixtures: a real yagna daemon (from golem-node), started once per test session.
 
+`localnet` is a whole local network (yagna plus provider processes), also started once.
+
 The daemon runs in central-net self-hub mode on loopback with a temporary data dir, a requestor
 identity (auto-configured key) and a provider identity with its own key. It is always stopped.
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from golem_actors.localnet.network import LocalNet
 from golem_actors.localnet.node import NodeIdentity, YagnaNode
 from golem_actors.yagna import ApiConfig, YagnaClient
 
@@ -49,3 +52,21 @@ def requestor(real_yagna: RealYagna) -> Iterator[YagnaClient]:
 def provider(real_yagna: RealYagna) -> Iterator[YagnaClient]:
     with real_yagna.client(real_yagna.provider_id) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def localnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNet]:
+    """One local Golem network for the whole session: yagna plus four provider processes."""
+    with LocalNet(providers=4, data_dir=tmp_path_factory.mktemp("localnet")) as net:
+        yield net
+
+
+@pytest.fixture
+def healthy_providers(localnet: LocalNet) -> Iterator[None]:
+    """Faults injected by one test never leak into the next; crashed providers come back."""
+    yield
+    for name, provider in localnet.providers.items():
+        if provider.state.startswith("exited"):
+            localnet.restart_provider(name)
+        else:
+            localnet.clear_faults(name)

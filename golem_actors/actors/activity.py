@@ -98,6 +98,7 @@ class ActivityClosed:
 @dataclass(frozen=True)
 class ActivityGone:
     reason: str
+    unresponsive: bool = False  # the provider stopped answering (rather than the activity ending)
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,12 @@ class ActivityActor(RuntimeActor):
 
     def _fail_batch(self, number: int, error: BaseException | None) -> None:
         batch = self._batches.pop(number)
+        if isinstance(error, YagnaTimeoutError) and error.status == 408 and not batch.batch_id:  # noqa: PLR2004
+            # yagna gave up waiting for the exe-unit to take the batch: the provider hangs.
+            self._batch_done(batch, "gone")
+            self._mark_gone(f"the provider did not answer: {error}", unresponsive=True)
+            batch.request.future.set_exception(ActivityGoneError(self._gone or str(error)))
+            return
         if error is not None and _is_gone(error):
             self._batch_done(batch, "gone")
             self._mark_gone(f"the provider stopped serving the activity: {error}")
@@ -246,14 +253,15 @@ class ActivityActor(RuntimeActor):
         self._batch_done(batch, "error")
         batch.request.future.set_exception(error or RuntimeError("batch failed"))
 
-    def _mark_gone(self, reason: str) -> None:
+    def _mark_gone(self, reason: str, *, unresponsive: bool = False) -> None:
         if self._gone is not None:
             return
         self._gone = reason
+        # The owner hears why before any waiting user code wakes up with the error.
+        self.tell_parent(ActivityGone(reason, unresponsive))
         for number in list(self._batches):
             pending = self._batches.pop(number)
             pending.request.future.set_exception(ActivityGoneError(reason))
-        self.tell_parent(ActivityGone(reason))
 
     # -- health -----------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from golem_actors.actors.market import (
     CancelRequest,
     ProposalGranted,
     ProviderFailed,
+    ReleaseProvider,
     RequestProposal,
 )
 from golem_actors.actors.payments import AgreementClosed, RegisterActivity, RegisterAgreement
@@ -77,6 +78,7 @@ class InstanceConfig:
     shutdown_timeout_s: float = 30.0
     teardown_timeout_s: float = 20.0
     max_agreement_attempts: int = 5
+    pending_timeout_s: float = 300.0  # no provider at all for this long ends the incarnation
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,11 @@ class _TeardownDeadline:
     pass
 
 
+@dataclass(frozen=True)
+class _PendingTimeout:
+    pass
+
+
 @dataclass
 class _Teardown:
     reason: ExitReason
@@ -123,13 +130,11 @@ class InstanceActor(RuntimeActor):
         config: InstanceConfig,
         handle: ServiceHandle,
         exclude: frozenset[str],
-        avoid: frozenset[str],
     ) -> None:
         super().__init__(rt, parent)
         self.config = config
         self.handle = handle
         self._exclude = set(exclude)
-        self._avoid = avoid
         self._state = ServiceState.PENDING
         self._stop_event = threading.Event()
         self._request_id = rt.io.next_id()
@@ -149,7 +154,20 @@ class InstanceActor(RuntimeActor):
 
     def started(self) -> None:
         self._service = self.config.service_cls(**self.config.params)
+        self.after(self.config.pending_timeout_s, _PendingTimeout(), key="pending")
         self._request()
+
+    @handles(_PendingTimeout)
+    def on_pending_timeout(self, _: _PendingTimeout) -> None:
+        if self._agreement is None and self._teardown is None:
+            excluded = (
+                f"; {len(self._exclude)} provider(s) excluded after failures"
+                if self._exclude
+                else ""
+            )
+            waited = self.config.pending_timeout_s
+            why = f"no provider offered a usable proposal in {waited:g} s{excluded}"
+            self._end(ExitReason.AGREEMENT_FAILED, why)
 
     def _request(self) -> None:
         self.config.market.tell(
@@ -158,7 +176,7 @@ class InstanceActor(RuntimeActor):
                 self._request_id,
                 self.actor_ref,
                 exclude=frozenset(self._exclude),
-                avoid=self._avoid,
+                group=self.handle.service,
             )
         )
 
@@ -166,6 +184,7 @@ class InstanceActor(RuntimeActor):
     def on_granted(self, granted: ProposalGranted) -> None:
         if self._teardown is not None or self._agreement is not None:
             return
+        self.cancel_timer("pending")
         self._provider = (granted.provider_id, granted.provider_name)
         self._update_handle(provider_id=granted.provider_id, provider_name=granted.provider_name)
         self._agreement = AgreementActor.start(
@@ -268,7 +287,9 @@ class InstanceActor(RuntimeActor):
         if isinstance(error, InstanceStoppingError):
             self._end(ExitReason.SHUTDOWN, "stopped")
         elif isinstance(error, ActivityGoneError):
-            self._end(ExitReason.ACTIVITY_GONE, str(error))
+            # The activity actor's ActivityGone, told before this error, says why and ends the
+            # instance; should it never come, end anyway.
+            self.after(1.0, StopInstance(ExitReason.ACTIVITY_GONE, str(error)), key="gone")
         elif isinstance(error, CommandFailedError):
             self._end(reason, f"{phase}() failed: {error}")
         else:
@@ -301,12 +322,23 @@ class InstanceActor(RuntimeActor):
 
     @handles(ActivityGone)
     def on_gone(self, gone: ActivityGone) -> None:
-        self._end(ExitReason.ACTIVITY_GONE, gone.reason)
+        if gone.unresponsive:
+            self._set_state(ServiceState.UNRESPONSIVE)
+            self._end(ExitReason.UNRESPONSIVE, gone.reason)
+        else:
+            self._end(ExitReason.ACTIVITY_GONE, gone.reason)
 
     @handles(AgreementEnded)
     def on_agreement_ended(self, ended: AgreementEnded) -> None:
         self._agreement = None
-        self.config.payments.tell(AgreementClosed(ended.agreement_id))
+        # A provider that died or hangs may never send its invoice: settling at shutdown does
+        # not wait for it (it is still accepted if it comes). One that ended the agreement
+        # itself is alive and invoices: that one is waited for.
+        failed = not ended.by_provider and (
+            self._teardown is not None
+            and self._teardown.reason in (ExitReason.UNRESPONSIVE, ExitReason.ACTIVITY_GONE)
+        )
+        self.config.payments.tell(AgreementClosed(ended.agreement_id, expect_invoice=not failed))
         if self._teardown is None:
             self._end(ExitReason.AGREEMENT_TERMINATED_BY_PROVIDER, ended.reason or "terminated")
             return
@@ -427,6 +459,8 @@ class InstanceActor(RuntimeActor):
         teardown = self._teardown
         assert teardown is not None
         provider = self._provider[0] if self._provider else None
+        if provider is not None:
+            self.config.market.tell(ReleaseProvider(self.handle.service, provider))
         self.tell_parent(
             InstanceExited(
                 self.handle.instance, teardown.reason, teardown.detail, provider, self._agreement_id

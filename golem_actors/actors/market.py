@@ -3,8 +3,9 @@
 Every offer that passes the scorer is countered at once, so a provider's signed-ready draft is
 waiting in the pool before anyone needs it: replacing a failed instance then costs one agreement,
 not a negotiation. Clusters with the same demand share one subscription and one pool; each
-request names providers to exclude (the cluster's blacklist) and to avoid (providers its siblings
-already use), so instances spread out and a restart lands on a different provider.
+request names providers to exclude (the cluster's blacklist) and a group (the cluster): among
+the rest, the provider hosting the fewest of the group's live instances wins, then the best
+score, so instances spread out and a restart lands on a different provider.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ __all__ = [
     "ProposalGranted",
     "ProviderFailed",
     "PublishDemand",
+    "ReleaseProvider",
     "RequestProposal",
 ]
 
 log = logging.getLogger(__name__)
 
 DemandKey = str
+#: How long a better-ranked provider's negotiation is waited for before settling for another.
+NEGOTIATION_PATIENCE_S = 2.0
 #: Scores an offer (properties, provider id): a float (higher is better) or a reason to reject.
 Scorer = Callable[[Mapping[str, Any], str], "float | str"]
 #: Builds our counter-proposal to an offer, or returns a reason to reject it.
@@ -63,7 +67,15 @@ class RequestProposal:
     request_id: int
     reply_to: pykka.ActorRef[Any]
     exclude: frozenset[str] = frozenset()
-    avoid: frozenset[str] = frozenset()
+    group: str = ""  # instances of one group spread over providers
+
+
+@dataclass(frozen=True)
+class ReleaseProvider:
+    """An instance of ``group`` no longer runs on ``provider_id``."""
+
+    group: str
+    provider_id: str
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,11 @@ class _Refresh:
     key: DemandKey
 
 
+@dataclass(frozen=True)
+class _Serve:
+    key: DemandKey
+
+
 @dataclass
 class _Candidate:
     provider_id: str
@@ -122,6 +139,7 @@ class _Candidate:
     our_properties: Mapping[str, Any] = field(default_factory=dict)
     draft: Proposal | None = None
     consumed: bool = False  # its draft made an agreement
+    countered_at: float = 0.0
 
 
 @dataclass
@@ -143,6 +161,7 @@ class MarketActor(RuntimeActor):
     def __init__(self, rt: Runtime, *, poll_s: float = 20.0) -> None:
         super().__init__(rt, None)
         self._demands: dict[DemandKey, _Demand] = {}
+        self._load: dict[str, dict[str, int]] = {}  # group -> provider -> instances granted
         self._poll_s = poll_s
 
     # -- demands ----------------------------------------------------------------------------
@@ -185,6 +204,12 @@ class MarketActor(RuntimeActor):
     @handles(_Repoll)
     def on_repoll(self, message: _Repoll) -> None:
         self._poll(message.key)
+
+    @handles(_Serve)
+    def on_serve(self, message: _Serve) -> None:
+        demand = self._demands.get(message.key)
+        if demand is not None:
+            self._serve(demand)
 
     def _poll(self, key: DemandKey) -> None:
         demand = self._demands[key]
@@ -262,6 +287,7 @@ class MarketActor(RuntimeActor):
         candidate.our_counter = None
         candidate.our_properties = ours
         candidate.draft = None
+        candidate.countered_at = time.monotonic()
         self.io(
             ("countered", demand.spec.key, candidate.provider_id, demand.demand_id),
             self.rt.client.market.counter_proposal_demand,
@@ -324,6 +350,12 @@ class MarketActor(RuntimeActor):
             demand.waiting = deque(r for r in demand.waiting if r.request_id != message.request_id)
             demand.since.pop(message.request_id, None)
 
+    @handles(ReleaseProvider)
+    def on_release(self, message: ReleaseProvider) -> None:
+        group = self._load.get(message.group, {})
+        if group.get(message.provider_id, 0) > 0:
+            group[message.provider_id] -= 1
+
     @handles(ProviderFailed)
     def on_provider_failed(self, message: ProviderFailed) -> None:
         for demand in self._demands.values():
@@ -354,6 +386,8 @@ class MarketActor(RuntimeActor):
                 )
             except pykka.ActorDeadError:
                 continue  # the requester is gone; the draft stays for the next one
+            group = self._load.setdefault(request.group, {})
+            group[candidate.provider_id] = group.get(candidate.provider_id, 0) + 1
             # A draft makes one agreement, and yagna never lets a proposal chain branch: the next
             # agreement with this provider needs a fresh chain, i.e. a fresh subscription.
             candidate.draft = None
@@ -388,18 +422,35 @@ class MarketActor(RuntimeActor):
             self._refresh(demand)
 
     def _best(self, demand: _Demand, request: RequestProposal) -> _Candidate | None:
-        ready = [
+        """The least-loaded, best-scored provider with a draft ready.
+
+        If a better one is still negotiating (for a few seconds at most), wait for it rather
+        than piling instances on whichever provider answered first.
+        """
+        load = self._load.get(request.group, {})
+
+        def rank(c: _Candidate) -> tuple[int, float, str]:
+            score = c.score * demand.penalties.get(c.provider_id, 1.0)
+            return (load.get(c.provider_id, 0), -score, c.provider_id)
+
+        now = time.monotonic()
+        usable = [
             c
             for c in demand.candidates.values()
-            if c.draft is not None and c.provider_id not in request.exclude
+            if c.provider_id not in request.exclude
+            and not c.consumed
+            and (c.draft is not None or now - c.countered_at < NEGOTIATION_PATIENCE_S)
         ]
-        preferred = [c for c in ready if c.provider_id not in request.avoid] or ready
-        if not preferred:
+        if not usable:
             return None
-        return max(
-            preferred,
-            key=lambda c: (c.score * demand.penalties.get(c.provider_id, 1.0), c.provider_id),
-        )
+        best = min(usable, key=rank)
+        if best.draft is not None:
+            return best
+        ready = [c for c in usable if c.draft is not None]
+        if ready and rank(min(ready, key=rank))[0] <= rank(best)[0]:
+            return min(ready, key=rank)  # as little loaded: no reason to wait
+        self.after(NEGOTIATION_PATIENCE_S, _Serve(demand.spec.key), key=f"serve:{demand.spec.key}")
+        return None
 
     def stopping(self) -> None:
         for demand in self._demands.values():

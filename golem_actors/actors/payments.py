@@ -64,6 +64,7 @@ class RegisterActivity:
 @dataclass(frozen=True)
 class AgreementClosed:
     agreement_id: str
+    expect_invoice: bool = True  # False when the provider failed: settling does not wait for it
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class PaymentActor(RuntimeActor):
         self._seen: set[str] = set()
         self._settling: list[Future[Totals]] = []
         self._early: dict[str, list[Any]] = {}  # documents of agreements not registered yet
+        self._not_expected: set[str] = set()  # ended with a failed provider: may never invoice
 
     def started(self) -> None:
         self.actor_ref.tell(_Poll("debit_note"))
@@ -151,6 +153,8 @@ class PaymentActor(RuntimeActor):
 
     @handles(AgreementClosed)
     def on_closed(self, message: AgreementClosed) -> None:
+        if not message.expect_invoice:
+            self._not_expected.add(message.agreement_id)
         try:
             self.ledger.record_termination(message.agreement_id, dt.datetime.now(dt.UTC))
         except (KeyError, ValueError) as exc:
@@ -171,6 +175,7 @@ class PaymentActor(RuntimeActor):
             a
             for a in self.ledger.outstanding()
             if self.ledger.invoice_state(a) is not InvoiceState.REFUSED
+            and a not in self._not_expected
         ]
 
     def _check_settled(self) -> None:

@@ -87,7 +87,6 @@ class ClusterSupervisor(RuntimeActor):
         self._rand = rand
         self._state = policy.initial_state(instances)
         self._live: dict[str, pykka.ActorRef[Any]] = {}
-        self._providers: dict[str, str] = {}  # child -> its current provider, to spread out
         self._restart_due: set[str] = set()  # restart timer fired, waiting for the child's exit
         self._restarting: set[str] = set()  # stopped on purpose for a one_for_all restart
         self._stopped_for_good: set[str] = set()
@@ -100,7 +99,6 @@ class ClusterSupervisor(RuntimeActor):
     def _spawn(self, child: str) -> None:
         now = self._clock()
         exclude = self._state.blacklist.active(now)
-        avoid = frozenset(p for c, p in self._providers.items() if c != child)
         config = replace(self.config, params=self.params[child])
         self._live[child] = InstanceActor.start(
             self.rt,
@@ -108,7 +106,6 @@ class ClusterSupervisor(RuntimeActor):
             config=config,
             handle=self.handles[child],
             exclude=exclude,
-            avoid=avoid,
         )
         self._state = self._state.child_started(child, now)
 
@@ -118,7 +115,6 @@ class ClusterSupervisor(RuntimeActor):
     def on_exit(self, exited: InstanceExited) -> None:
         child = exited.instance
         self._live.pop(child, None)
-        self._providers.pop(child, None)
         if exited.provider_id and exited.reason.abnormal:
             self.config.market.tell(ProviderFailed(exited.provider_id))  # it sinks in the ranking
         if self._stopping or child in self._stopped_for_good:
@@ -186,11 +182,7 @@ class ClusterSupervisor(RuntimeActor):
         child = next((c for c, r in self._live.items() if r == died.ref), None)
         if child is None:
             return
-        self.on_exit(
-            InstanceExited(
-                child, ExitReason.CRASH, repr(died.error), self._providers.get(child), None
-            )
-        )
+        self.on_exit(InstanceExited(child, ExitReason.CRASH, repr(died.error), None, None))
 
     def _escalate(self, reason: str) -> None:
         log.error("%s", reason)

@@ -6,10 +6,17 @@ only when Deployed, everything else once Ready, one stateful command at a time (
 ``Busy``), and ``terminate`` stops the other batches and returns to Initialized. Unlike the real
 one, a failed command leaves the state where it was (a failed deploy can be retried), and only
 the deploy/start transitions and stable states are reported to yagna, not a round trip per run.
+
+``deploy`` makes the sandbox (volumes, image); ``start`` starts its container, the running
+machine a VM is on the real network: processes one ``run`` starts in the background keep running
+beside later commands until ``terminate`` (or the activity's end) stops the container. Transfers
+run in the provider with the container paused, so nothing in it can swap a path while the
+provider resolves and opens it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -61,6 +68,9 @@ class SandboxLike(Protocol):
         cwd: str = "/golem/work",
     ) -> RunResult: ...
     def cancel(self) -> None: ...
+    def start(self) -> bool: ...
+    def stop(self) -> None: ...
+    def paused(self) -> contextlib.AbstractContextManager[None]: ...
     @property
     def cpu_seconds(self) -> float: ...
     def destroy(self) -> None: ...
@@ -146,9 +156,14 @@ class Runtime:
         return sandbox.cpu_seconds if sandbox is not None else 0.0
 
     def cancel(self) -> None:
-        """Kill whatever runs in the sandbox now (``terminate``, stop, crash)."""
+        """Kill whatever runs in the sandbox now and stop its container (terminate, stop,
+        crash): the processes left in the background die with it."""
         if self._sandbox is not None:
             self._sandbox.cancel()
+            try:
+                self._sandbox.stop()
+            except SandboxError as exc:
+                log.warning("stopping the container in %s failed: %s", self.dir, exc)
 
     def destroy(self) -> None:
         """Remove the sandbox and its volumes (the activity is gone)."""
@@ -192,6 +207,8 @@ class Runtime:
         try:
             if name == "deploy":
                 self._deploy(body)
+            elif name == "start":
+                self._start()
             elif name == "run":
                 self._run(batch, index, body, captured)
             elif name == "transfer":
@@ -238,6 +255,14 @@ class Runtime:
             raise CommandError(f"deploy failed: {exc}") from exc
         log.info("deployed %s in %s", self.task_package or "the host image", self.dir)
 
+    def _start(self) -> None:
+        try:
+            persistent = self._sandboxed().start()
+        except SandboxError as exc:
+            raise CommandError(f"start failed: {exc}") from exc
+        how = "in its container" if persistent else "each in a sandbox of its own"
+        log.info("started %s: commands run %s", self.dir.name, how)
+
     def _run(
         self, batch: Batch, index: int, body: dict[str, Any], captured: dict[str, Any]
     ) -> None:
@@ -267,19 +292,22 @@ class Runtime:
     def _transfer(self, body: dict[str, Any]) -> None:
         sandbox = self._sandboxed()
         try:
-            transfer(
-                str(body.get("from")),
-                str(body.get("to")),
-                host_path=sandbox.host_path,
-                deadline=time.monotonic() + self.command_timeout,
-                cancel=self._stopping,
-                fmt=body.get("format"),
-            )
+            with sandbox.paused():  # host_path's answer holds only while nothing runs
+                transfer(
+                    str(body.get("from")),
+                    str(body.get("to")),
+                    host_path=sandbox.host_path,
+                    deadline=time.monotonic() + self.command_timeout,
+                    cancel=self._stopping,
+                    fmt=body.get("format"),
+                )
         except TransferError as exc:
             raise CommandError(str(exc)) from exc
+        except SandboxError as exc:
+            raise CommandError(f"transfer failed: {exc}") from exc
 
     def _terminate(self, batch: Batch) -> None:
-        """Stop every other batch and the sandbox's processes; back to Initialized."""
+        """Stop every other batch and the container with its processes; back to Initialized."""
         with self._lock:
             self._state = ("Initialized", None)
         self._abort_others(batch)

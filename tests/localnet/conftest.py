@@ -1,4 +1,4 @@
-"""A local network for the localnet tests: the real yagna plus three provider processes."""
+"""Fixtures of the localnet tests; the `localnet` network itself is in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -9,12 +9,6 @@ import pytest
 from golem_actors.localnet.network import LocalNet
 from golem_actors.yagna import ApiConfig, YagnaClient
 from golem_actors.yagna.models import Allocation
-
-
-@pytest.fixture(scope="session")
-def localnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNet]:
-    with LocalNet(providers=3, data_dir=tmp_path_factory.mktemp("localnet")) as net:
-        yield net
 
 
 @pytest.fixture
@@ -28,14 +22,3 @@ def allocation(client: YagnaClient) -> Iterator[Allocation]:
     created = client.payment.create_allocation("100")
     yield created
     client.payment.release_allocation(created.allocation_id)
-
-
-@pytest.fixture
-def healthy_providers(localnet: LocalNet) -> Iterator[None]:
-    """Faults injected by one test never leak into the next; crashed providers come back."""
-    yield
-    for name, provider in localnet.providers.items():
-        if provider.state.startswith("exited"):
-            localnet.restart_provider(name)
-        else:
-            localnet.clear_faults(name)

@@ -33,7 +33,7 @@ from golem_actors.localnet.faults import Faults
 from golem_actors.localnet.images import ImageError, ImageStore
 from golem_actors.localnet.network import LocalNet
 from golem_actors.localnet.runtime import TASK_PACKAGE, RuntimeSettings
-from golem_actors.localnet.sandbox import Limits, RunResult, SandboxPathError
+from golem_actors.localnet.sandbox import Limits, RunResult, SandboxError, SandboxPathError
 from golem_actors.localnet.transfers import TransferError, transfer
 from golem_actors.yagna import (
     ApiConfig,
@@ -44,6 +44,7 @@ from golem_actors.yagna import (
 )
 from golem_actors.yagna.models import Agreement, Allocation, CommandResult, Demand, Offer
 from tests.localnet.requestor import demand, wait_for
+from tests.localnet.test_sandbox import running
 
 ACT = "act-0001"
 ADDRESS = f"/public/exeunit/{ACT}"
@@ -65,6 +66,10 @@ class FakeSandbox:
             (root / volume).mkdir(parents=True, exist_ok=True)
         self.runs: list[list[str]] = []
         self.destroyed = False
+        self.starts = self.stops = 0
+        self.fail_start: str | None = None
+        self.is_paused = False
+        self.resolved_paused: list[bool] = []  # host_path calls: inside paused()?
         self._gates: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._cancelled = False
@@ -74,6 +79,7 @@ class FakeSandbox:
             return self._gates.setdefault(name, threading.Event())
 
     def host_path(self, container_path: str) -> Path:
+        self.resolved_paused.append(self.is_paused)
         parts = PurePosixPath(container_path).parts
         if (
             ".." in parts
@@ -108,6 +114,23 @@ class FakeSandbox:
             gates = list(self._gates.values())
         for gate in gates:
             gate.set()
+
+    def start(self) -> bool:
+        if self.fail_start:
+            raise SandboxError(self.fail_start)
+        self.starts += 1
+        return True
+
+    def stop(self) -> None:
+        self.stops += 1
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self.is_paused = True
+        try:
+            yield
+        finally:
+            self.is_paused = False
 
     @property
     def cpu_seconds(self) -> float:
@@ -451,6 +474,38 @@ def test_terminate_stops_the_other_batches_and_returns_to_initialized(unit: Unit
     assert "terminated" in interrupted["message"]
     assert unit.call("GetState")["Ok"]["state"] == ["Initialized", None]
     assert unit.gsb.states[-1] == ["Initialized", None]
+
+
+def test_start_starts_the_container_and_terminate_stops_it(unit: Unit):
+    unit.exec(deploy())
+    unit.finished()
+    unit.sandbox.fail_start = "bubblewrap could not make the container: boom"
+    unit.exec({"start": {}}, batch_id="b2")
+    (failed,) = unit.finished("b2")
+    assert failed["result"] == "Error"
+    assert failed["message"] == "start failed: bubblewrap could not make the container: boom"
+    assert unit.call("GetState")["Ok"]["state"] == ["Deployed", None]  # start can be retried
+    unit.sandbox.fail_start = None
+    unit.exec({"start": {}}, batch_id="b3")
+    assert unit.finished("b3")[0]["result"] == "Ok"
+    assert (unit.sandbox.starts, unit.sandbox.stops) == (1, 0)
+    unit.exec({"terminate": {}}, batch_id="b4")
+    assert unit.finished("b4")[0]["result"] == "Ok"
+    assert unit.sandbox.stops == 1
+    unit.exec(deploy(), {"start": {}}, batch_id="b5")  # a fresh container on the same volumes
+    assert [r["result"] for r in unit.finished("b5")] == ["Ok", "Ok"]
+    assert unit.sandbox.starts == 2
+    assert len(unit.sandboxes) == 1
+
+
+def test_transfers_resolve_paths_with_the_container_paused(unit: Unit):
+    unit.ready()
+    (unit.sandbox.root / "work" / "f").write_text("x")
+    unit.exec({"transfer": {"from": "container:/golem/work/f", "to": "container:/golem/output/"}})
+    assert unit.finished()[0]["result"] == "Ok"
+    assert unit.sandbox.resolved_paused
+    assert all(unit.sandbox.resolved_paused)
+    assert not unit.sandbox.is_paused
 
 
 def test_a_second_stateful_command_meanwhile_is_busy(unit: Unit):
@@ -834,6 +889,22 @@ def test_sandbox_escapes_through_exescript_are_refused(ready: Activity, files: F
     assert "outside" in (leak.message or "")  # the symlink leads out of the volumes
     assert not (set(files.uploads) & {"/up/passwd", "/up/shadow", "/up/leak"})
     assert not Path("/etc/x").exists()
+
+
+@pytest.mark.yagna
+@yagna_tests
+def test_background_processes_live_between_batches_and_die_with_the_activity(
+    client: YagnaClient, allocation: Allocation
+):
+    with Activity.open(client, allocation, "provider-2") as act:
+        script = "sleep 318.5 & echo $! > /golem/work/bg.pid; echo kept > /tmp/note"
+        assert act.run_script(Script().run("/bin/sh", "-c", script))[0].ok
+        check = 'kill -0 "$(cat /golem/work/bg.pid)" && cat /tmp/note'
+        (alive,) = act.run_script(Script().run("/bin/sh", "-c", check))
+        assert (alive.result, alive.stdout) == ("Ok", "kept\n"), alive
+        assert len(running("318.5")) == 1
+    gone = "the background process to die with the activity"
+    poll(gone, lambda: not running("318.5") or None, 15)
 
 
 @pytest.mark.yagna

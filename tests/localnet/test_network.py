@@ -71,11 +71,11 @@ def test_offers_come_from_every_provider_with_their_own_prices(
     client: YagnaClient, allocation: Allocation, localnet: LocalNet
 ):
     d = demand(client, allocation)
-    offers = d.offers(3)
-    assert set(offers) == {"provider-1", "provider-2", "provider-3"}
-    assert len({p.issuer_id for p in offers.values()}) == 3
+    offers = d.offers(len(localnet.providers))
+    assert set(offers) == set(localnet.providers)
+    assert len({p.issuer_id for p in offers.values()}) == len(localnet.providers)
     coeffs = {tuple(p.properties["golem.com.pricing.model.linear.coeffs"]) for p in offers.values()}
-    assert len(coeffs) == 3
+    assert len(coeffs) == len(localnet.providers)
     offer = offers["provider-1"].properties
     assert offer["golem.com.scheme"] == "payu"
     assert offer["golem.com.usage.vector"] == ["golem.usage.duration_sec", "golem.usage.cpu_sec"]
@@ -254,7 +254,7 @@ def test_fault_crash_at_agreement(client: YagnaClient, allocation: Allocation, l
 
 def test_status_file_and_a_second_network_on_the_same_dir(localnet: LocalNet):
     state = json.loads((localnet.data_dir / STATE_FILE).read_text())
-    assert [p["name"] for p in state["providers"]] == ["provider-1", "provider-2", "provider-3"]
+    assert [p["name"] for p in state["providers"]] == list(localnet.providers)
     assert localnet.app_key not in json.dumps(state)
     with pytest.raises(LocalNetError, match="already running"):
         LocalNet(providers=1, data_dir=localnet.data_dir).start()

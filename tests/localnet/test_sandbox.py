@@ -1,4 +1,9 @@
-"""The bubblewrap sandbox: commands, captures, limits, and every way out we could think of."""
+"""The bubblewrap sandbox: commands, captures, limits, and every way out we could think of.
+
+Every test that takes ``make`` or ``box`` runs twice: with each command in a sandbox of its own
+(``oneshot``, before ``start``) and inside a started container (``container``); the two differ
+only where persistence is the point (``/tmp``, pid 1), and ``test_container.py`` covers that.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
-from golem_actors.localnet import sandbox as sandbox_module
+from golem_actors.localnet import bwrap as bwrap_module
 from golem_actors.localnet.sandbox import (
     VOLUMES,
     Limits,
@@ -26,13 +32,49 @@ from golem_actors.localnet.sandbox import (
 )
 
 SH = "/bin/sh"
+Make = Callable[..., Sandbox]
+
+
+@pytest.fixture(params=["oneshot", "container"])
+def make(request: pytest.FixtureRequest) -> Iterator[Make]:
+    """``make(activity_dir, **kwargs)``: a sandbox, started when the mode is ``container``."""
+    made: list[Sandbox] = []
+
+    def factory(activity_dir: Path, **kwargs: Any) -> Sandbox:
+        sandbox = Sandbox(activity_dir, **kwargs)
+        made.append(sandbox)
+        if request.param == "container":
+            assert sandbox.start()
+            assert sandbox.persistent
+        return sandbox
+
+    yield factory
+    for sandbox in made:
+        sandbox.destroy()
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> Iterator[Sandbox]:
-    sandbox = Sandbox(tmp_path / "activity-1")
-    yield sandbox
-    sandbox.destroy()
+def box(make: Make, tmp_path: Path) -> Sandbox:
+    return make(tmp_path / "activity-1")
+
+
+def running(marker: str) -> list[psutil.Process]:
+    """Live processes whose command line has ``marker`` as an argument."""
+    return [
+        proc
+        for proc in psutil.process_iter(["cmdline", "status"])
+        if marker in (proc.info["cmdline"] or []) and proc.info["status"] != "zombie"
+    ]
+
+
+def until(what: str, probe: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for ``probe()`` to hold, checking every 10 ms, for at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    ticker = threading.Event()
+    while not probe():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        ticker.wait(0.01)
 
 
 def sh(sandbox: Sandbox, script: str, **kwargs: object):
@@ -50,13 +92,15 @@ def test_output_exit_codes_and_volumes(box: Sandbox, tmp_path: Path) -> None:
         assert host.is_dir()
         assert host.parent == tmp_path / "activity-1"
         assert box.host_path(container) == host
-    assert sh(box, "pwd; echo $HOME; echo $$").stdout == b"/golem/work\n/golem/work\n1\n"
+    assert sh(box, "pwd; echo $HOME").stdout == b"/golem/work\n/golem/work\n"
+    pid = int(sh(box, "echo $$").stdout)
+    assert pid > 1 if box.persistent else pid == 1  # in a container, pid 1 is its init
     assert box.run(["pwd"], cwd="/golem/input").stdout == b"/golem/input\n"
     assert box.run(["/bin/sh", "-c", "echo $A$B"], env={"A": "x"}).stdout == b"x\n"
 
 
 def test_output_is_capped(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox_module, "MAX_OUTPUT", 1000)
+    monkeypatch.setattr(bwrap_module, "MAX_OUTPUT", 1000)
     result = sh(box, "head -c 5000 /dev/zero; head -c 3000 /dev/zero >&2; echo done >&2")
     assert (len(result.stdout), len(result.stderr)) == (1000, 1000)
     assert result.exit_code == 0  # the rest was read and dropped, the command never blocked
@@ -125,8 +169,8 @@ def test_timeout_kills_the_whole_tree_promptly(box: Sandbox) -> None:
     assert left == []
 
 
-def test_host_path_refuses_escapes(box: Sandbox, tmp_path: Path) -> None:
-    other = Sandbox(tmp_path / "activity-2")
+def test_host_path_refuses_escapes(box: Sandbox, make: Make, tmp_path: Path) -> None:
+    other = make(tmp_path / "activity-2")
     secret = other.volumes["/golem/work"] / "secret.txt"
     secret.write_text("other activity's data")
     for bad in (
@@ -162,8 +206,10 @@ def test_host_path_refuses_escapes(box: Sandbox, tmp_path: Path) -> None:
     other.destroy()
 
 
-def test_other_activities_and_the_host_are_not_visible(box: Sandbox, tmp_path: Path) -> None:
-    other = Sandbox(tmp_path / "activity-2")
+def test_other_activities_and_the_host_are_not_visible(
+    box: Sandbox, make: Make, tmp_path: Path
+) -> None:
+    other = make(tmp_path / "activity-2")
     (other.volumes["/golem/work"] / "secret.txt").write_text("other activity's data")
     marker = tmp_path / "host-tmp-marker"  # tmp_path lives in the host's /tmp
     marker.write_text("host")
@@ -184,7 +230,9 @@ def test_the_system_is_read_only_and_tmp_private(box: Sandbox) -> None:
         assert result.exit_code != 0, target
         assert b"Read-only file system" in result.stderr
     assert sh(box, "echo t > /tmp/t && cat /tmp/t").stdout == b"t\n"
-    assert box.run(["ls", "/tmp"]).stdout == b""  # noqa: S108 - a fresh one per command
+    # One-shot: a fresh /tmp per command; in a container it lives as long as the container.
+    expected = b"t\n" if box.persistent else b""
+    assert box.run(["ls", "/tmp"]).stdout == expected  # noqa: S108 - the sandbox's own
 
 
 def test_no_network(box: Sandbox) -> None:
@@ -202,31 +250,36 @@ def test_no_network(box: Sandbox) -> None:
     assert [line.split(b":")[0].strip() for line in interfaces] == [b"lo"]
 
 
-def test_memory_and_file_size_limits(tmp_path: Path) -> None:
-    limited = Sandbox(tmp_path / "a", limits=Limits(mem_bytes=64 * 2**20, file_size_bytes=2**20))
+def test_memory_and_file_size_limits(make: Make, tmp_path: Path) -> None:
+    limited = make(tmp_path / "a", limits=Limits(mem_bytes=64 * 2**20, file_size_bytes=2**20))
     result = limited.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"])
     assert result.exit_code != 0
     assert b"memory exhausted" in result.stderr
     result = sh(limited, "head -c 3000000 /dev/zero > /golem/work/big")
     assert result.exit_code != 0
     assert (limited.volumes["/golem/work"] / "big").stat().st_size <= 2**20
-    free = Sandbox(tmp_path / "b")
+    free = make(tmp_path / "b")
     assert free.run(["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"]).exit_code == 0
 
 
-def test_max_processes_stops_a_fork_bomb(tmp_path: Path) -> None:
-    limited = Sandbox(tmp_path / "a", limits=Limits(max_processes=20))
-    bomb = "for i in $(seq 50); do sleep 30 & done; wait"
+def test_max_processes_stops_a_fork_bomb(make: Make, tmp_path: Path) -> None:
+    limited = make(tmp_path / "a", limits=Limits(max_processes=20))
+    bomb = "for i in $(seq 50); do sleep 30.5 & done; wait"
     result = sh(limited, bomb, timeout=10)
     assert not result.timed_out
     assert result.exit_code != 0
     assert b"fork" in result.stderr.lower()
+    if limited.persistent:  # what the bomb started lives on in the container, and counts
+        assert 0 < len(running("30.5")) < 20
+        assert sh(limited, "true & wait").exit_code != 0
+        assert sh(limited, "kill -KILL -1").exit_code == 0  # all but pid 1 and itself
+        until("the leftover sleeps to be reaped", lambda: running("30.5") == [])
     assert sh(limited, "for i in $(seq 5); do true & done; wait").exit_code == 0
 
 
-def test_cpu_threads_pins_the_command(tmp_path: Path) -> None:
+def test_cpu_threads_pins_the_command(make: Make, tmp_path: Path) -> None:
     cpus = len(os.sched_getaffinity(0))
-    pinned = Sandbox(tmp_path / "a", limits=Limits(cpu_threads=1))
+    pinned = make(tmp_path / "a", limits=Limits(cpu_threads=1))
     assert pinned.run(["nproc"]).stdout == (b"1\n" if cpus > 1 else f"{cpus}\n".encode())
     with pytest.raises(ValueError, match="max_processes"):
         Limits(max_processes=0)
@@ -235,8 +288,9 @@ def test_cpu_threads_pins_the_command(tmp_path: Path) -> None:
 BUSY = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"
 
 
-def test_cpu_seconds_come_from_the_commands_own_tree(tmp_path: Path) -> None:
-    busy, idle = Sandbox(tmp_path / "busy"), Sandbox(tmp_path / "idle")
+def test_cpu_seconds_come_from_the_commands_own_tree(make: Make, tmp_path: Path) -> None:
+    busy, idle = make(tmp_path / "busy"), make(tmp_path / "idle")
+    idle_before = idle.cpu_seconds  # a container's init has used a little to start
     results: dict[str, RunResult] = {}
     worker = threading.Thread(target=lambda: results.update(busy=sh(busy, BUSY)))
     worker.start()
@@ -245,16 +299,14 @@ def test_cpu_seconds_come_from_the_commands_own_tree(tmp_path: Path) -> None:
     assert quiet.cpu_seconds < 0.1  # not charged for the busy sandbox running alongside
     assert results["busy"].cpu_seconds > 0.2
     assert busy.cpu_seconds >= results["busy"].cpu_seconds
-    assert idle.cpu_seconds == pytest.approx(quiet.cpu_seconds)
+    assert idle.cpu_seconds - idle_before == pytest.approx(quiet.cpu_seconds, abs=0.05)
 
 
 def test_cancel_kills_a_running_command_and_cpu_is_seen_live(box: Sandbox) -> None:
     results: dict[str, RunResult] = {}
     worker = threading.Thread(target=lambda: results.update(r=sh(box, "while :; do :; done")))
     worker.start()
-    deadline = time.monotonic() + 30
-    while box.cpu_seconds < 0.2 and time.monotonic() < deadline:
-        threading.Event().wait(0.01)
+    until("cpu seconds to show", lambda: box.cpu_seconds >= 0.2, timeout=30)
     seen = box.cpu_seconds
     box.cancel()
     worker.join(timeout=10)
@@ -265,19 +317,19 @@ def test_cancel_kills_a_running_command_and_cpu_is_seen_live(box: Sandbox) -> No
     assert box.cpu_seconds >= seen
 
 
-def test_destroy_kills_and_removes(tmp_path: Path) -> None:
-    sandbox = Sandbox(tmp_path / "a")
+def test_destroy_kills_and_removes(make: Make, tmp_path: Path) -> None:
+    sandbox = make(tmp_path / "a")
     locked = "mkdir /golem/work/d && touch /golem/work/d/f && chmod 0 /golem/work/d"
     assert sh(sandbox, locked).exit_code == 0
     results: dict[str, RunResult] = {}
-    worker = threading.Thread(target=lambda: results.update(r=sandbox.run(["sleep", "60"])))
+    marker = "60.75"
+    worker = threading.Thread(target=lambda: results.update(r=sandbox.run(["sleep", marker])))
     worker.start()
-    deadline = time.monotonic() + 10
-    while not sandbox._running and time.monotonic() < deadline:
-        threading.Event().wait(0.01)
+    until("the command to run", lambda: bool(running(marker)))
     sandbox.destroy()
     worker.join(timeout=10)
     assert results["r"].exit_code == -9
+    assert running(marker) == []
     assert not sandbox.activity_dir.exists()
     with pytest.raises(SandboxError, match="destroyed"):
         sandbox.run(["true"])

@@ -1,0 +1,114 @@
+"""`golem-actors run` end to end on localnet (through --yagna), and its argument errors."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from golem_actors.cli import main
+from golem_actors.golem import GolemError
+from golem_actors.localnet.network import LocalNet
+from golem_actors.runner import load_service
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def test_load_service_names_what_is_wrong(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text("from golem_actors import ServiceActor\nclass Good(ServiceActor):\n    pass\n")
+    assert load_service(f"{app}:Good").__name__ == "Good"
+    with pytest.raises(GolemError, match=r"has no 'Bad' \(services there: Good\)"):
+        load_service(f"{app}:Bad")
+    with pytest.raises(GolemError, match=r"expected path/to/app\.py:ServiceClass"):
+        load_service(str(app))
+    with pytest.raises(GolemError, match="is not a file"):
+        load_service(f"{tmp_path}/missing.py:Good")
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise ImportError('no such module')\n")
+    with pytest.raises(GolemError, match=r"importing .* failed: ImportError"):
+        load_service(f"{broken}:Good")
+
+
+def test_a_class_that_breaks_the_api_is_refused_before_money_is_committed(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            from golem_actors import ServiceActor
+            class Async(ServiceActor):
+                async def run(self, ctx):
+                    pass
+            class NotAService:
+                pass
+            """
+        )
+    )
+    with pytest.raises(GolemError, match=r"not a subclass of golem_actors\.ServiceActor"):
+        load_service(f"{app}:NotAService")
+    with pytest.raises(TypeError, match="is async"):
+        load_service(f"{app}:Async")
+
+
+def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "x.py:S", "-n", "0"])
+    assert exit_.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.yagna
+@pytest.mark.usefixtures("healthy_providers")
+def test_run_heartbeat_for_a_few_seconds(
+    localnet: LocalNet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("YAGNA_APPKEY", localnet.app_key)
+    code = main(
+        [
+            "run",
+            f"{EXAMPLES / 'heartbeat.py'}:Heartbeat",
+            "-n",
+            "2",
+            "--yagna",
+            localnet.api_url,
+            "--duration",
+            "8",
+            "--budget",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("running") >= 2  # the live table showed both instances running
+    assert "# paid" in out
+    assert localnet.app_key not in out
+
+
+@pytest.mark.yagna
+@pytest.mark.usefixtures("healthy_providers")
+def test_escalation_ends_the_run_with_a_non_zero_exit(
+    localnet: LocalNet,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    app = tmp_path / "broken.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            from golem_actors import ServiceActor
+            class Broken(ServiceActor):
+                def run(self, ctx):
+                    raise RuntimeError("always broken")
+            """
+        )
+    )
+    monkeypatch.setenv("YAGNA_APPKEY", localnet.app_key)
+    code = main(
+        ["run", f"{app}:Broken", "--yagna", localnet.api_url, "--no-table", "--max-restarts", "2"]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "escalated" in captured.err
+    assert "3 restarts within 60 s exceed the limit of 2" in captured.err
