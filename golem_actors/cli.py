@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from golem_actors import __version__, runner
 from golem_actors.golem import GolemError
 from golem_actors.localnet import commands as localnet_commands
+from golem_actors.localnet.images import ImageError
 from golem_actors.localnet.network import LocalNetError
 from golem_actors.localnet.node import NodeError
 from golem_actors.yagna import ConfigError, YagnaError
@@ -67,7 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("golem_actors.yagna.api").setLevel(logging.DEBUG)
     try:
         return _COMMANDS[args.command](args)
-    except (ConfigError, YagnaError, LocalNetError, NodeError, GolemError, ValueError) as exc:
+    except (
+        ConfigError,
+        YagnaError,
+        LocalNetError,
+        NodeError,
+        GolemError,
+        ImageError,
+        ValueError,
+    ) as exc:
         print(f"golem-actors: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     except KeyboardInterrupt:

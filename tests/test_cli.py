@@ -28,3 +28,36 @@ def test_demo_runs_against_a_real_yagna_and_stops_it(capsys: pytest.CaptureFixtu
     assert "identity   0x" in out
     assert "allocation" in out
     assert "yagna stopped" in out
+
+
+def test_localnet_images_list_and_add(tmp_path, capsys: pytest.CaptureFixture[str]):
+    data_dir = tmp_path / "net"
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "motd").write_text("hello\n")
+    assert main(["localnet", "images", "--data-dir", str(data_dir)]) == 0
+    assert "no images" in capsys.readouterr().out
+    assert (
+        main(
+            ["localnet", "images", "add", str(rootfs), "--tag", "t:1", "--data-dir", str(data_dir)]
+        )
+        == 0
+    )
+    added = capsys.readouterr().out
+    assert added.startswith("added ")
+    digest = added.split()[1]
+    assert len(digest) == 56  # sha3-224
+    assert main(["localnet", "images", "--data-dir", str(data_dir)]) == 0
+    listing = capsys.readouterr().out
+    assert digest in listing
+    assert "t:1" in listing
+    assert (
+        main(["localnet", "images", "add", str(tmp_path / "nope"), "--data-dir", str(data_dir)])
+        == 2
+    )
+    assert "no image at" in capsys.readouterr().err
+
+
+def test_localnet_status_without_a_network_says_how_to_start_one(tmp_path, capsys):
+    assert main(["localnet", "status", "--data-dir", str(tmp_path)]) == 2
+    assert "golem-actors localnet up" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from golem_actors.localnet.faults import CRASH_POINTS, FaultFile, Faults
+from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.network import STATE_FILE, LocalNet, LocalNetError, default_data_dir
 
 __all__ = ["add_parser", "run"]
@@ -53,6 +54,12 @@ def add_parser(commands: Any) -> None:
         "env", parents=[data_dir], help="print export lines for YAGNA_API_URL/YAGNA_APPKEY"
     )
 
+    images = sub.add_parser("images", parents=[data_dir], help="list or add localnet images")
+    images_sub = images.add_subparsers(dest="images_command", metavar="COMMAND")
+    add = images_sub.add_parser("add", parents=[data_dir], help="add a rootfs directory or tarball")
+    add.add_argument("source", type=Path, help="a directory (packed) or a .tar/.tar.gz rootfs")
+    add.add_argument("--tag", help="a name for the image, e.g. myapp:1.0")
+
     fault = sub.add_parser(
         "fault", parents=[data_dir], help="inject a fault into a running provider"
     )
@@ -75,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     command = args.localnet_command
     if command == "up":
         return _up(args.providers, data_dir)
+    if command == "images":
+        return _images(args, data_dir)
     state = _read_state(data_dir)
     if command == "status":
         _print_status(state, as_json=args.json)
@@ -107,6 +116,30 @@ def _up(providers: int, data_dir: Path) -> int:
     finally:
         _say("# stopping localnet ...")
         net.stop()
+    return 0
+
+
+def _images(args: argparse.Namespace, data_dir: Path) -> int:
+    store = ImageStore(data_dir / "images")
+    try:
+        base_url = json.loads((data_dir / STATE_FILE).read_text()).get("images_url")
+    except (OSError, ValueError):
+        base_url = None
+    if getattr(args, "images_command", None) == "add":
+        image = store.add(args.source, tag=args.tag)
+        _say(f"added {image.hash} ({image.size} bytes, tag {image.tag or '-'})")
+        if base_url:
+            _say(f"task package: {store.task_package(image, base_url)}")
+        else:
+            _say("task package: start `golem-actors localnet up` for a URL that serves it")
+        return 0
+    images = store.list()
+    if not images:
+        _say(f"no images in {store.root} (the default image is the host's read-only system)")
+        return 0
+    _say(f"{'hash':<56}  {'tag':<20} {'size':>12}  source")
+    for image in images:
+        _say(f"{image.hash:<56}  {(image.tag or '-'):<20} {image.size:>12}  {image.source}")
     return 0
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 from golem_actors.localnet.faults import FaultFile, Faults
+from golem_actors.localnet.images import ImageStore, serve_images
 from golem_actors.localnet.node import NodeError, YagnaNode
 from golem_actors.localnet.offer import ProviderSpec
 from golem_actors.localnet.provider import ProviderConfig
@@ -140,6 +141,9 @@ class LocalNet:
         self._log_level = provider_log_level
         self._lock_file: IO[str] | None = None
         self._watcher: threading.Thread | None = None
+        self.images = ImageStore(self.data_dir / "images")
+        self._image_server: Any = None
+        self.images_url: str | None = None
         self._stopping = threading.Event()
 
     # -- what clients need ------------------------------------------------------------------
@@ -166,6 +170,8 @@ class LocalNet:
         deadline = time.monotonic() + timeout
         self._lock_data_dir()
         try:
+            # Images are served on loopback so demands can name them as hash:sha3:<hex>:<url>.
+            self._image_server, self.images_url = serve_images(self.images)
             self.node.start(timeout=timeout)
             identities = self.node.ensure_identities([s.name for s in self.specs])
             for spec in self.specs:
@@ -201,6 +207,10 @@ class LocalNet:
                 process.kill()
                 process.wait(5)
         self.node.stop()
+        if self._image_server is not None:
+            self._image_server.shutdown()
+            self._image_server.server_close()
+            self._image_server = None
         with contextlib.suppress(OSError):
             (self.data_dir / STATE_FILE).unlink()
         if self._lock_file is not None:
@@ -263,6 +273,7 @@ class LocalNet:
             "gsb_url": self.node.gsb_url,
             "yagna_pid": self.node.pid,
             "requestor_id": self.node.requestor.node_id,
+            "images_url": self.images_url,
             "providers": [p.status() for p in self.providers.values()],
         }
 
