@@ -99,12 +99,17 @@ class Cluster:
         return True
 
     def stop(self, timeout: float = 60.0) -> None:
+        """Stop every instance (terminating its agreement), then the supervisor itself."""
         future: Future[None] = Future()
         try:
             self.supervisor.tell(StopCluster(future))
             future.result(timeout)
         except (pykka.ActorDeadError, FutureTimeoutError):
             log.warning("cluster %s did not stop within %.0f s", self.name, timeout)
+        try:
+            self.supervisor.stop(timeout=ASK_TIMEOUT)
+        except pykka.Timeout:
+            log.warning("the supervisor of %s did not stop in time", self.name)
 
 
 class Golem:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pykka
 import pytest
 
 from golem_actors import Golem, ServiceState
@@ -22,6 +23,7 @@ def golem(localnet: LocalNet) -> Iterator[Golem]:
     config = ApiConfig(app_key=localnet.app_key, api_url=localnet.api_url)
     with Golem(config=config, budget="2", settle_timeout_s=20) as session:
         yield session
+    assert pykka.ActorRegistry.get_all() == []  # no actor outlives its run
 
 
 def test_heartbeat_runs_and_its_process_survives_between_commands(golem: Golem) -> None:

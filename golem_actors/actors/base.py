@@ -49,6 +49,9 @@ class RuntimeActor(pykka.ThreadingActor):
 
     role: ClassVar[str] = "actor"
     _dispatch: ClassVar[dict[type, Callable[..., Any]]] = {}
+    #: A safety net only: every run stops its actors (``Runtime.stop_actors``); a bug that leaks
+    #: one must still never keep the interpreter from exiting.
+    use_daemon_thread = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -75,12 +78,14 @@ class RuntimeActor(pykka.ThreadingActor):
     # -- pykka hooks ------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        self.rt.track(self.actor_ref)
         self.rt.actor_started(self.role)
         try:
             self.started()
         except Exception as exc:
             self._report("start", exc)
             self.rt.actor_stopped(self.role)
+            self.rt.untrack(self.actor_ref)
             raise
 
     def on_receive(self, message: Any) -> Any:
@@ -103,12 +108,14 @@ class RuntimeActor(pykka.ThreadingActor):
     ) -> None:
         self.rt.scheduler.cancel_all(self.actor_ref)
         self.rt.actor_stopped(self.role)
+        self.rt.untrack(self.actor_ref)
         if exception_value is not None:
             self._report("message", exception_value)
 
     def on_stop(self) -> None:
         self.rt.scheduler.cancel_all(self.actor_ref)
         self.rt.actor_stopped(self.role)
+        self.rt.untrack(self.actor_ref)
         try:
             self.stopping()
         except Exception as exc:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pykka
+
 from golem_actors.actors.io import Io
 from golem_actors.actors.scheduler import Scheduler
 from golem_actors.events import Event, EventBus
@@ -57,12 +59,39 @@ class Runtime:
         self.client = client or YagnaClient(config, pool_maxsize=2048)
         self.stats = RuntimeStats()
         self._lock = threading.Lock()
+        self._actors: set[pykka.ActorRef[Any]] = set()
         self.scheduler.start()
 
     def emit(self, event: Event) -> None:
         self.events.emit(event)
 
+    def track(self, ref: pykka.ActorRef[Any]) -> None:
+        with self._lock:
+            self._actors.add(ref)
+
+    def untrack(self, ref: pykka.ActorRef[Any]) -> None:
+        with self._lock:
+            self._actors.discard(ref)
+
+    def stop_actors(self, timeout: float = 10.0) -> int:
+        """Stop every actor of this run still alive (e.g. one still cleaning up after a dead
+        provider); returns how many had to be stopped."""
+        with self._lock:
+            left = list(self._actors)
+        futures = []
+        for ref in left:
+            try:
+                futures.append(ref.stop(block=False))
+            except pykka.ActorDeadError:
+                continue
+        deadline = time.monotonic() + timeout
+        for future in futures:
+            with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+        return len(left)
+
     def close(self) -> None:
+        self.stop_actors()
         self.scheduler.stop()
         self.io.close()
         self.client.close()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import pykka
 import pytest
 
 from golem_actors import (
@@ -61,6 +62,7 @@ def golem(localnet: LocalNet) -> Iterator[tuple[Golem, list[Event]]]:
         yield session, events
     finally:
         session.stop()
+    assert pykka.ActorRegistry.get_all() == []  # no actor outlives its run
 
 
 def wait(what: str, condition: Any, timeout: float = 40.0) -> None:
@@ -192,6 +194,7 @@ def test_shutdown_terminates_every_agreement_and_pays_every_invoice(
         time.sleep(1.5)  # let the activities accrue some cost before the end
     finally:
         totals = session.stop()
+    assert pykka.ActorRegistry.get_all() == []
     agreements = {e.agreement_id for e in events if isinstance(e, AgreementApproved)}
     paid = {e.agreement_id: e.amount for e in events if isinstance(e, InvoiceAccepted)}
     assert len(agreements) == 2
