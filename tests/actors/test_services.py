@@ -3,7 +3,6 @@ on other providers; shutdown terminates every agreement and pays every invoice."
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -24,6 +23,7 @@ from golem_actors.localnet.network import LocalNet
 from golem_actors.policy.restart import Backoff, RestartIntensity
 from golem_actors.service import ServiceHandle
 from golem_actors.yagna import ApiConfig, YagnaClient
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
 
@@ -65,15 +65,6 @@ def golem(localnet: LocalNet) -> Iterator[tuple[Golem, list[Event]]]:
     assert pykka.ActorRegistry.get_all() == []  # no actor outlives its run
 
 
-def wait(what: str, condition: Any, timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def restarted_on_another_provider(handle: ServiceHandle, old_provider: str) -> bool:
     snap = handle.snapshot()
     return (
@@ -107,7 +98,7 @@ def test_a_killed_provider_is_replaced(
     victim = handle.snapshot().provider_name
     assert victim is not None
     localnet.kill(victim)
-    wait("a replacement elsewhere", lambda: restarted_on_another_provider(handle, victim))
+    wait_for("a replacement elsewhere", lambda: restarted_on_another_provider(handle, victim))
     last_exit = handle.snapshot().last_exit or ""
     assert last_exit.startswith(("unresponsive", "activity_gone", "run_failed")), last_exit
     assert cluster.handles[1].snapshot().restarts == 0  # one_for_one: the sibling was untouched
@@ -129,7 +120,7 @@ def test_a_hung_provider_becomes_unresponsive_then_is_replaced(
         seen.add(handle.state)
         return restarted_on_another_provider(handle, victim)
 
-    wait("a replacement after the hang", replaced)
+    wait_for("a replacement after the hang", replaced)
     assert ServiceState.UNRESPONSIVE in seen or "unresponsive" in (
         handle.snapshot().last_exit or ""
     )
@@ -145,7 +136,7 @@ def test_a_provider_ending_the_agreement_is_replaced(
     victim = handle.snapshot().provider_name
     assert victim is not None
     localnet.set_faults(victim, terminate_after=0.5)
-    wait(
+    wait_for(
         "a replacement after the provider ended it",
         lambda: restarted_on_another_provider(handle, victim),
     )
@@ -160,7 +151,7 @@ def test_a_temporary_service_that_fails_to_start_is_not_restarted(
     cluster = session.run_service(FailsToStart, 1, health_interval_s=1.0)
     handle = cluster.handles[0]
     assert handle.wait_for(ServiceState.FAILED, ServiceState.TERMINATED, timeout=60)
-    wait("the cluster to finish", cluster.state.finished.is_set)
+    wait_for("the cluster to finish", cluster.state.finished.is_set)
     assert handle.restarts == 0
     assert cluster.escalated is None
     assert (
@@ -172,9 +163,9 @@ def test_too_many_failures_escalate(golem: tuple[Golem, list[Event]]) -> None:
     session, _ = golem
     policy = fast("AlwaysFails", intensity=RestartIntensity(max_restarts=2, period_s=60))
     cluster = session.run_service(AlwaysFails, 1, health_interval_s=1.0, policy=policy)
-    wait("escalation", lambda: cluster.escalated is not None, timeout=90)
+    wait_for("escalation", lambda: cluster.escalated is not None, timeout=90)
     assert "exceed the limit of 2" in (cluster.escalated or "")
-    wait("the cluster to stop", cluster.state.finished.is_set)
+    wait_for("the cluster to stop", cluster.state.finished.is_set)
     assert cluster.handles[0].restarts == 2
 
 
@@ -191,7 +182,6 @@ def test_shutdown_terminates_every_agreement_and_pays_every_invoice(
     try:
         cluster = session.run_service(Sleeper, 2, health_interval_s=1.0)
         assert cluster.wait_running(timeout=60)
-        time.sleep(1.5)  # let the activities accrue some cost before the end
     finally:
         totals = session.stop()
     assert pykka.ActorRegistry.get_all() == []

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from golem_actors.yagna import YagnaClient
 from golem_actors.yagna.models import Allocation, Proposal, ProposalEvent, ProposalRejectedEvent
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from tests.waiting import wait_for
 
 
 @dataclass

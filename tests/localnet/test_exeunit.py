@@ -43,8 +43,9 @@ from golem_actors.yagna import (
     YagnaTimeoutError,
 )
 from golem_actors.yagna.models import Agreement, Allocation, CommandResult, Demand, Offer
-from tests.localnet.requestor import demand, wait_for
+from tests.localnet.requestor import demand
 from tests.localnet.test_sandbox import running
+from tests.waiting import wait_for
 
 ACT = "act-0001"
 ADDRESS = f"/public/exeunit/{ACT}"

@@ -23,7 +23,8 @@ from golem_actors.yagna.models import (
     DebitNote,
     Invoice,
 )
-from tests.localnet.requestor import Demand, demand, wait_for
+from tests.localnet.requestor import Demand, demand
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
 

@@ -13,23 +13,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from golem_actors.yagna import YagnaClient
 from golem_actors.yagna.models import AgreementEvent, Proposal, ProposalEvent
+from tests.waiting import wait_for
 
-T = TypeVar("T")
 PLATFORM = "erc20-holesky-tglm"
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Call ``probe`` until it returns something other than None, within a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value is not None:
-            return value
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def offer_properties(provider_id: str, name: str) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from golem_actors.yagna import (
 )
 from golem_actors.yagna.models import Allocation, DebitNoteEvent, InvoiceEvent
 from tests.conftest import RealYagna
-from tests.yagna.flow import PLATFORM, Negotiation, negotiate, provider_activity_loop, wait_for
+from tests.waiting import wait_for
+from tests.yagna.flow import PLATFORM, Negotiation, negotiate, provider_activity_loop
 
 pytestmark = pytest.mark.yagna
 

@@ -13,7 +13,8 @@ from golem_actors.yagna.models import (
     AgreementTerminatedEvent,
 )
 from tests.conftest import RealYagna
-from tests.yagna.flow import demand_properties, negotiate, next_proposal, offer_properties, wait_for
+from tests.waiting import wait_for
+from tests.yagna.flow import demand_properties, negotiate, next_proposal, offer_properties
 
 pytestmark = pytest.mark.yagna
 
