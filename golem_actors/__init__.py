@@ -12,21 +12,64 @@ with Golem(budget="1") as golem:          # YAGNA_API_URL / YAGNA_APPKEY, or a L
     golem.run_service(Hello, instances=2).wait_running(timeout=60)
 """
 
-from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
-from golem_actors.actors.context import InstanceStoppingError, WorkContext
-from golem_actors.events import Event, EventBus
-from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
-from golem_actors.golem import Cluster, Golem, GolemError
-from golem_actors.policy.lifecycle import ServiceState
-from golem_actors.policy.payload import VmPayload
-from golem_actors.policy.restart import RestartType, Strategy, SupervisorPolicy
-from golem_actors.policy.scoring import LeastExpensiveLinearPayu, OfferScorer
-from golem_actors.service import (
-    InstanceSnapshot,
-    ServiceActor,
-    ServiceDefinitionError,
-    ServiceHandle,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
+    from golem_actors.actors.context import InstanceStoppingError, WorkContext
+    from golem_actors.events import Event, EventBus
+    from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
+    from golem_actors.golem import Cluster, Golem, GolemError
+    from golem_actors.policy.lifecycle import ServiceState
+    from golem_actors.policy.payload import VmPayload
+    from golem_actors.policy.restart import RestartType, Strategy, SupervisorPolicy
+    from golem_actors.policy.scoring import LeastExpensiveLinearPayu, OfferScorer
+    from golem_actors.service import (
+        InstanceSnapshot,
+        ServiceActor,
+        ServiceDefinitionError,
+        ServiceHandle,
+    )
+
+# Exports load on first use: `golem_actors.localnet` (run in every provider process) and the
+# yagna client must not pay for importing the whole actor runtime.
+_EXPORTS = {
+    "ActivityGoneError": "golem_actors.actors.activity",
+    "BatchResult": "golem_actors.exescript",
+    "BatchTimeoutError": "golem_actors.actors.activity",
+    "Cluster": "golem_actors.golem",
+    "CommandFailedError": "golem_actors.exescript",
+    "CommandOutcome": "golem_actors.exescript",
+    "Event": "golem_actors.events",
+    "EventBus": "golem_actors.events",
+    "Golem": "golem_actors.golem",
+    "GolemError": "golem_actors.golem",
+    "InstanceSnapshot": "golem_actors.service",
+    "InstanceStoppingError": "golem_actors.actors.context",
+    "LeastExpensiveLinearPayu": "golem_actors.policy.scoring",
+    "OfferScorer": "golem_actors.policy.scoring",
+    "RestartType": "golem_actors.policy.restart",
+    "Script": "golem_actors.exescript",
+    "ServiceActor": "golem_actors.service",
+    "ServiceDefinitionError": "golem_actors.service",
+    "ServiceHandle": "golem_actors.service",
+    "ServiceState": "golem_actors.policy.lifecycle",
+    "Strategy": "golem_actors.policy.restart",
+    "SupervisorPolicy": "golem_actors.policy.restart",
+    "VmPayload": "golem_actors.policy.payload",
+    "WorkContext": "golem_actors.actors.context",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'golem_actors' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __version__ = "0.1.0"
 
