@@ -147,7 +147,9 @@ def main() -> None:
     counts = [100] if args.quick else [int(c) for c in args.scale.split(",") if c]
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-services-") as tmp:
-        with LocalNet(providers=4, data_dir=Path(tmp) / "failover") as net:
+        # Every failover blacklists the killed provider for the cluster (TTL 10 min), so each
+        # run needs a provider it has not used yet.
+        with LocalNet(providers=runs + 2, data_dir=Path(tmp) / "failover") as net:
             detections, replacements = failover(net, runs)
         results["failover_runs"] = runs
         results["detect_median_s"] = statistics.median(detections)
