@@ -30,7 +30,6 @@ __all__ = [
     "CancelRequest",
     "DemandKey",
     "MarketActor",
-    "NoOffers",
     "ProposalGranted",
     "ProviderFailed",
     "PublishDemand",
@@ -98,15 +97,6 @@ class ProposalGranted:
     provider_id: str
     provider_name: str
     offer: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class NoOffers:
-    """Told to a waiting requester now and then, so it can report why nothing happens."""
-
-    request_id: int
-    waited_s: float
-    offers_seen: int
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from golem_actors.actors.runtime import Runtime
 from golem_actors.events import InstanceRestarting, SupervisorEscalated
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.restart import Action, ExitReason, SupervisorPolicy, decide
-from golem_actors.service import InstanceSnapshot, ServiceHandle
+from golem_actors.service import ServiceHandle
 
-__all__ = ["ClusterState", "ClusterSupervisor", "GetSnapshots", "StopCluster", "StopOne"]
+__all__ = ["ClusterState", "ClusterSupervisor", "StopCluster", "StopOne"]
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,6 @@ class StopCluster:
 @dataclass(frozen=True)
 class StopOne:
     instance: str
-
-
-@dataclass(frozen=True)
-class GetSnapshots:
-    pass
 
 
 @dataclass(frozen=True)
@@ -209,10 +204,6 @@ class ClusterSupervisor(RuntimeActor):
         for ref in self._live.values():
             ref.tell(StopInstance())
         self._check_done()
-
-    @handles(GetSnapshots)
-    def on_snapshots(self, _: GetSnapshots) -> list[InstanceSnapshot]:
-        return [handle.snapshot() for handle in self.handles.values()]
 
     def _check_done(self) -> None:
         if self._live:

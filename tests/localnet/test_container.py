@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -121,21 +120,6 @@ def test_a_chatty_background_process_neither_blocks_the_command_nor_dies(box: Sa
     for _ in range(3):  # it writes on into a pipe the container drains (no SIGPIPE)
         assert sh(box, ALIVE).exit_code == 0
     assert sh(box, 'kill "$(cat /golem/work/pid)"').exit_code == 0
-
-
-def test_the_network_is_unreachable_inside(box: Sandbox) -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        listener.settimeout(0.0)
-        port = listener.getsockname()[1]
-        result = box.run(["bash", "-c", f"echo hi > /dev/tcp/127.0.0.1/{port}"], timeout=10)
-        assert result.exit_code != 0
-        assert b"Connection refused" in result.stderr
-        with pytest.raises(BlockingIOError):
-            listener.accept()
-    interfaces = box.run(["cat", "/proc/net/dev"]).stdout.splitlines()[2:]
-    assert [line.split(b":")[0].strip() for line in interfaces] == [b"lo"]
 
 
 def test_containers_see_neither_each_others_processes_nor_volumes(
