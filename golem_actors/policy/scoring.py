@@ -1,4 +1,4 @@
-"""Offer scoring strategies and the ranked pool of scored offers. Pure code.
+"""Offer scoring strategies. Pure code.
 
 A scorer turns an offer's properties into a ``Score``: a positive value (higher is better) or a
 rejection with a reason, so the market can say why it turned a provider down. The default,
@@ -7,21 +7,18 @@ not linear pay-per-use, has a negative price, or a price above its cap; otherwis
 ``1 / (1.01 + cost of expected_time_s on every counter)``, so cheaper is better and every score
 lies in (0, 1/1.01].
 
-``OfferBook`` fixes what yapapi cannot do (yapapi#820: offers are scored once): it keeps the
-offers it was given, re-scores them all with ``rescore`` and down-ranks a provider with
-``penalize`` (yapapi's ``DecreaseScoreForUnconfirmedAgreement`` multiplies by 0.5), and picks the
-best offer outside a caller's exclusion set, so each service cluster keeps its own blacklist while
-sharing one pool. Ties go to the offer added first (then the smaller provider id), never to chance,
-so runs are reproducible; yapapi shuffles instead.
+Re-scoring after failures (yapapi#820: offers are scored once) lives in ``offer_pool``: a
+provider that failed is down-ranked (halved, as yapapi's ``DecreaseScoreForUnconfirmedAgreement``)
+among the drafts of every demand.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 from golem_actors.policy.pricing import (
     CPU_SEC,
@@ -35,10 +32,7 @@ from golem_actors.policy.pricing import (
 __all__ = [
     "DEFAULT_MAX_PRICE_FOR",
     "DEFAULT_MAX_START_PRICE",
-    "HasProperties",
     "LeastExpensiveLinearPayu",
-    "OfferBook",
-    "OfferEntry",
     "OfferScorer",
     "Score",
     "default_scorer",
@@ -152,148 +146,3 @@ def default_scorer() -> LeastExpensiveLinearPayu:
     return LeastExpensiveLinearPayu(
         max_start_price=DEFAULT_MAX_START_PRICE, max_price_for=DEFAULT_MAX_PRICE_FOR
     )
-
-
-class HasProperties(Protocol):
-    """An offer as the book keeps it: anything exposing its flat properties (e.g. a Proposal)."""
-
-    @property
-    def properties(self) -> Mapping[str, Any]: ...
-
-
-OfferT = TypeVar("OfferT", bound=HasProperties)
-
-
-@dataclass(frozen=True)
-class OfferEntry(Generic[OfferT]):
-    """One provider's current offer, its scorer's value, and the provider's penalty factor."""
-
-    provider_id: str
-    offer: OfferT
-    base_score: float
-    penalty: float
-    order: int  # insertion order: the tie-break
-
-    @property
-    def score(self) -> float:
-        """The value offers are ranked by: the scorer's value times the provider's penalty."""
-        return self.base_score * self.penalty
-
-    def _rank(self) -> tuple[float, int, str]:
-        return (-self.score, self.order, self.provider_id)
-
-
-def _check_score(value: Any) -> float:
-    if isinstance(value, Score):
-        if value.value is None:
-            raise ValueError(f"cannot add a rejected offer (score reason: {value.reason})")
-        return value.value
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"score must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_provider(provider_id: Any) -> str:
-    if not isinstance(provider_id, str) or not provider_id:
-        raise ValueError(f"provider_id must be a non-empty string, got {provider_id!r}")
-    return provider_id
-
-
-class OfferBook(Generic[OfferT]):
-    """Scored offers, one per provider, ranked best first. Owned by one actor: not thread-safe.
-
-    Penalties belong to providers, not offers: they survive ``remove`` and a new offer from the
-    same provider, so a provider that failed us stays down-ranked until ``forgive``.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[str, OfferEntry[OfferT]] = {}
-        self._penalties: dict[str, float] = {}
-        self._counter = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __contains__(self, provider_id: object) -> bool:
-        return provider_id in self._entries
-
-    def __iter__(self) -> Iterator[OfferEntry[OfferT]]:
-        """Entries best first."""
-        return iter(self.ranked())
-
-    def get(self, provider_id: str) -> OfferEntry[OfferT] | None:
-        return self._entries.get(provider_id)
-
-    def ranked(self) -> list[OfferEntry[OfferT]]:
-        return sorted(self._entries.values(), key=OfferEntry._rank)  # noqa: SLF001
-
-    def penalty(self, provider_id: str) -> float:
-        return self._penalties.get(provider_id, 1.0)
-
-    def add(self, provider_id: str, offer: OfferT, score: Score | float) -> OfferEntry[OfferT]:
-        """Add or replace ``provider_id``'s offer (a newer offer replaces the older one)."""
-        entry = OfferEntry(
-            _check_provider(provider_id),
-            offer,
-            _check_score(score),
-            self.penalty(provider_id),
-            self._counter,
-        )
-        self._counter += 1
-        self._entries[provider_id] = entry
-        return entry
-
-    def remove(self, provider_id: str) -> OfferEntry[OfferT] | None:
-        """Drop the provider's offer (gone from the market, or used); None if there was none."""
-        return self._entries.pop(provider_id, None)
-
-    def best(self, exclude: Collection[str] = ()) -> OfferEntry[OfferT] | None:
-        """The best-ranked offer whose provider is not in ``exclude``; None if there is none."""
-        candidates = (e for e in self._entries.values() if e.provider_id not in exclude)
-        return min(candidates, key=OfferEntry._rank, default=None)  # noqa: SLF001
-
-    def penalize(self, provider_id: str, factor: float) -> float:
-        """Multiply the provider's penalty by ``factor`` in (0, 1]; returns the new penalty.
-
-        A provider without an offer in the book is remembered too, for its next offer.
-        """
-        _check_provider(provider_id)
-        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1:
-            raise ValueError(f"penalty factor must be in (0, 1], got {factor!r}")
-        penalty = self.penalty(provider_id) * factor
-        if penalty <= 0:  # underflow after very many penalties: keep it ranked, last
-            penalty = math.ulp(0.0)
-        self._penalties[provider_id] = penalty
-        self._set_penalty(provider_id, penalty)
-        return penalty
-
-    def forgive(self, provider_id: str) -> None:
-        """Clear the provider's penalty."""
-        self._penalties.pop(provider_id, None)
-        self._set_penalty(provider_id, 1.0)
-
-    def _set_penalty(self, provider_id: str, penalty: float) -> None:
-        entry = self._entries.get(provider_id)
-        if entry is not None:
-            self._entries[provider_id] = OfferEntry(
-                entry.provider_id, entry.offer, entry.base_score, penalty, entry.order
-            )
-
-    def rescore(self, scorer: OfferScorer) -> dict[str, str]:
-        """Score every offer again; drop those now rejected. Returns {provider id: reason}."""
-        rejected: dict[str, str] = {}
-        for provider_id, entry in list(self._entries.items()):
-            verdict = scorer.score(entry.offer.properties, provider_id)
-            if verdict.value is None:
-                rejected[provider_id] = verdict.reason
-                del self._entries[provider_id]
-            else:
-                self._entries[provider_id] = OfferEntry(
-                    provider_id, entry.offer, verdict.value, entry.penalty, entry.order
-                )
-        return rejected
