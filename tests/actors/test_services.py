@@ -20,7 +20,7 @@ from golem_actors import (
 )
 from golem_actors.events import AgreementApproved, AgreementTerminated, Event, InvoiceAccepted
 from golem_actors.localnet.network import LocalNet
-from golem_actors.policy.restart import Backoff, RestartIntensity
+from golem_actors.policy.restart import Backoff, RestartIntensity, Strategy
 from golem_actors.service import ServiceHandle
 from golem_actors.yagna import ApiConfig, YagnaClient
 from tests.waiting import wait_for
@@ -102,6 +102,29 @@ def test_a_killed_provider_is_replaced(
     last_exit = handle.snapshot().last_exit or ""
     assert last_exit.startswith(("unresponsive", "activity_gone", "run_failed")), last_exit
     assert cluster.handles[1].snapshot().restarts == 0  # one_for_one: the sibling was untouched
+
+
+def test_one_for_all_restarts_every_sibling_when_one_fails(
+    golem: tuple[Golem, list[Event]], localnet: LocalNet
+) -> None:
+    session, _ = golem
+    policy = fast("Sleeper", strategy=Strategy.ONE_FOR_ALL)
+    cluster = session.run_service(Sleeper, 2, health_interval_s=1.0, policy=policy)
+    assert cluster.wait_running(timeout=60)
+    failing, sibling = cluster.handles
+    victim = failing.snapshot().provider_name
+    sibling_agreement = sibling.snapshot().agreement_id
+    assert victim is not None
+    localnet.kill(victim)
+    wait_for(
+        "the failed instance back elsewhere", lambda: restarted_on_another_provider(failing, victim)
+    )
+    wait_for(
+        "the sibling restarted too, on a new agreement",
+        lambda: sibling.snapshot().restarts >= 1 and sibling.state is ServiceState.RUNNING,
+    )
+    assert sibling.snapshot().agreement_id != sibling_agreement
+    assert cluster.escalated is None
 
 
 def test_a_hung_provider_becomes_unresponsive_then_is_replaced(
