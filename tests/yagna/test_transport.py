@@ -28,6 +28,7 @@ from golem_actors.yagna import (
     YagnaUnauthorizedError,
 )
 from golem_actors.yagna.testing import MockRequest, MockResponse, MockYagna
+from golem_actors.yagna.transport import redact
 
 KEY = "67378e3f6a284f549010cc802e36f3c2"
 AGREEMENTS = "/market-api/v1/agreements"
@@ -405,3 +406,12 @@ def test_app_key_prefix_never_in_a_truncated_message() -> None:
     with mock.client(app_key=KEY) as client, pytest.raises(YagnaError) as info:
         client.identity.me()
     assert KEY[:10] not in _all_text(info.value)
+
+
+def test_a_short_key_is_redacted_as_a_whole_token_only():
+    assert (
+        redact("Max retries exceeded; key x used", "x")
+        == "Max retries exceeded; key <redacted> used"
+    )
+    assert redact("Bearer abc123xyz0", "abc123xyz0") == "Bearer <redacted>"
+    assert redact("token=abc123xyz0abc", "abc123xyz0") == "token=<redacted>abc"
