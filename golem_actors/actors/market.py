@@ -414,6 +414,7 @@ class MarketActor(RuntimeActor):
         self._drop_spent(demand, now)
         wanted = demand.pool.subscriptions_wanted(
             len(demand.waiting),
+            now=now,
             pending=demand.publishing,
             cap=MAX_SUBSCRIPTIONS,
             blocked=self._blocked(demand),
@@ -421,6 +422,9 @@ class MarketActor(RuntimeActor):
         if wanted == 0 and not demand.pool.subscriptions and not demand.publishing:
             wanted = 1  # everything dropped: listen again
         if wanted == 0:
+            # Drafts are on their way; if they never come (a provider may never answer), look
+            # again once their negotiation is past its patience.
+            self.after(REFRESH_INTERVAL_S, _Refresh(key), key=f"refresh:{key}")
             return
         demand.refreshed_at = now
         for _ in range(wanted):

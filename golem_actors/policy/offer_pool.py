@@ -37,6 +37,16 @@ class Candidate:
     consumed: bool = False  # its draft made an agreement
     countered_at: float = 0.0
 
+    def live(self, now: float, patience_s: float = NEGOTIATION_PATIENCE_S) -> bool:
+        """Able to make an agreement: unused, and with a draft or still negotiating.
+
+        A provider that has not answered our counter within the patience is not counted on (it
+        may never answer); its draft is still taken if it comes.
+        """
+        if self.consumed:
+            return False
+        return self.draft is not None or now - self.countered_at < patience_s
+
 
 @dataclass
 class Subscription:
@@ -45,11 +55,9 @@ class Subscription:
     candidates: dict[str, Candidate] = field(default_factory=dict)
     polling: bool = False
 
-    def useful(self, blocked: AbstractSet[str]) -> bool:
-        """It still holds a candidate that is not used and not blocked."""
-        return any(
-            not c.consumed and c.provider_id not in blocked for c in self.candidates.values()
-        )
+    def useful(self, blocked: AbstractSet[str], now: float) -> bool:
+        """It still holds a candidate that is live and not blocked."""
+        return any(c.live(now) and c.provider_id not in blocked for c in self.candidates.values())
 
 
 @dataclass
@@ -70,12 +78,18 @@ class OfferPool:
     def providers(self) -> set[str]:
         return {c.provider_id for c in self.candidates()}
 
-    def unused(self, blocked: AbstractSet[str] = frozenset()) -> int:
-        """Candidates still able to make an agreement (with a draft or negotiating)."""
-        return sum(1 for c in self.candidates() if not c.consumed and c.provider_id not in blocked)
+    def unused(self, now: float, blocked: AbstractSet[str] = frozenset()) -> int:
+        """Candidates still able to make an agreement (see ``Candidate.live``)."""
+        return sum(1 for c in self.candidates() if c.live(now) and c.provider_id not in blocked)
 
     def subscriptions_wanted(
-        self, waiting: int, *, pending: int, cap: int, blocked: AbstractSet[str] = frozenset()
+        self,
+        waiting: int,
+        *,
+        now: float,
+        pending: int,
+        cap: int,
+        blocked: AbstractSet[str] = frozenset(),
     ) -> int:
         """How many more subscriptions to publish now for ``waiting`` requests.
 
@@ -83,7 +97,7 @@ class OfferPool:
         every waiting request); ``pending`` are already being published. Never more than ``cap``
         live at once.
         """
-        shortfall = waiting - self.unused(blocked)
+        shortfall = waiting - self.unused(now, blocked)
         if shortfall <= 0:
             return 0
         per_sub = max(1, len(self.providers() - blocked))
@@ -109,7 +123,7 @@ class OfferPool:
                 used_up = bool(sub.candidates) and all(c.consumed for c in sub.candidates.values())
                 if used_up:
                     spent.append(demand_id)
-            elif now - sub.created_at >= SUBSCRIPTION_GRACE_S and not sub.useful(blocked):
+            elif now - sub.created_at >= SUBSCRIPTION_GRACE_S and not sub.useful(blocked, now):
                 spent.append(demand_id)
         return spent
 
@@ -136,11 +150,7 @@ class OfferPool:
             return (load.get(c.provider_id, 0), -score, c.provider_id)
 
         usable = [
-            c
-            for c in self.candidates()
-            if c.provider_id not in exclude
-            and not c.consumed
-            and (c.draft is not None or now - c.countered_at < patience_s)
+            c for c in self.candidates() if c.provider_id not in exclude and c.live(now, patience_s)
         ]
         if not usable:
             return None, False

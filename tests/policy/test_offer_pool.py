@@ -77,16 +77,22 @@ def test_subscriptions_wanted_covers_the_shortfall_one_per_provider_round():
     pool = _pool(("s1", 0, [_candidate(p) for p in "abcd"]))
     for c in pool.candidates():
         c.consumed = True
-    assert pool.subscriptions_wanted(10, pending=0, cap=8) == 3  # ceil(10 / 4)
-    assert pool.subscriptions_wanted(10, pending=2, cap=8) == 1
-    assert pool.subscriptions_wanted(100, pending=0, cap=8) == 7  # one live already
-    assert pool.subscriptions_wanted(0, pending=0, cap=8) == 0
+    assert pool.subscriptions_wanted(10, now=0, pending=0, cap=8) == 3  # ceil(10 / 4)
+    assert pool.subscriptions_wanted(10, now=0, pending=2, cap=8) == 1
+    assert pool.subscriptions_wanted(100, now=0, pending=0, cap=8) == 7  # one live already
+    assert pool.subscriptions_wanted(0, now=0, pending=0, cap=8) == 0
+
+
+def test_a_provider_silent_past_the_patience_is_not_counted_as_supply():
+    pool = _pool(("s1", 0, [_candidate("a", draft=False, at=0.0)]))
+    assert pool.subscriptions_wanted(1, now=0.5, pending=0, cap=8) == 0
+    assert pool.subscriptions_wanted(1, now=NEGOTIATION_PATIENCE_S, pending=0, cap=8) == 1
 
 
 def test_blocked_providers_do_not_count_as_supply():
     pool = _pool(("s1", 0, [_candidate("a"), _candidate("b")]))
-    assert pool.subscriptions_wanted(2, pending=0, cap=8) == 0
-    assert pool.subscriptions_wanted(2, pending=0, cap=8, blocked={"a"}) == 1
+    assert pool.subscriptions_wanted(2, now=0, pending=0, cap=8) == 0
+    assert pool.subscriptions_wanted(2, now=0, pending=0, cap=8, blocked={"a"}) == 1
 
 
 def test_spent_subscriptions_keep_the_newest_unless_used_up():
@@ -121,8 +127,8 @@ def test_subscriptions_wanted_never_exceeds_the_cap(waiting, pending, cap, provi
     pool = _pool(
         *[(f"s{i}", i, [_candidate(f"p{j}") for j in range(providers)]) for i in range(live)]
     )
-    wanted = pool.subscriptions_wanted(waiting, pending=pending, cap=cap)
+    wanted = pool.subscriptions_wanted(waiting, now=0, pending=pending, cap=cap)
     assert wanted >= 0
     assert wanted == 0 or live + pending + wanted <= cap
-    if waiting <= pool.unused():
+    if waiting <= pool.unused(now=0):
         assert wanted == 0
