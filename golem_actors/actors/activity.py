@@ -20,8 +20,9 @@ import pykka
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
 from golem_actors.actors.runtime import Runtime
-from golem_actors.events import ActivityCreated, BatchFinished
+from golem_actors.events import ActivityCreated, ActivityDestroyed, BatchFinished, BatchStarted
 from golem_actors.yagna import (
+    YagnaConnectionError,
     YagnaError,
     YagnaNotFoundError,
     YagnaServerError,
@@ -125,6 +126,10 @@ def _is_gone(error: BaseException) -> bool:
     return False
 
 
+#: Create failures after which the activity may exist all the same (the reply was what failed).
+_MAYBE_CREATED = (YagnaTimeoutError, YagnaConnectionError, YagnaServerError)
+
+
 class ActivityActor(RuntimeActor):
     role = "activity"
 
@@ -144,6 +149,7 @@ class ActivityActor(RuntimeActor):
         self._next = 0
         self._gone: str | None = None
         self._destroying = False
+        self._create_error: BaseException | None = None
 
     def started(self) -> None:
         self.io(
@@ -155,16 +161,35 @@ class ActivityActor(RuntimeActor):
 
     def io_create(self, result: IoResult) -> None:
         if not result.ok:
-            self.tell_parent(ActivityFailed(result.error or RuntimeError("create failed")))
-            self.stop()
+            error = result.error or RuntimeError("create failed")
+            if isinstance(error, _MAYBE_CREATED) and self._create_error is None:
+                # The answer was lost, not necessarily the activity: yagna may have made it.
+                self._create_error = error
+                self.io("lookup", self.rt.client.activity.activities, self.agreement_id)
+                return
+            self._create_failed(error)
             return
-        self.activity_id = result.value.activity_id
-        assert self.activity_id is not None
-        self.rt.emit(ActivityCreated(activity_id=self.activity_id, agreement_id=self.agreement_id))
+        self._created(result.value.activity_id)
+
+    def io_lookup(self, result: IoResult) -> None:
+        found: list[str] = result.value if result.ok else []
+        if found:
+            log.info("adopting activity %s, created although its create call failed", found[-1])
+            self._created(found[-1])
+            return
+        self._create_failed(self._create_error or RuntimeError("create failed"))
+
+    def _create_failed(self, error: BaseException) -> None:
+        self.tell_parent(ActivityFailed(error))
+        self.stop()
+
+    def _created(self, activity_id: str) -> None:
+        self.activity_id = activity_id
+        self.rt.emit(ActivityCreated(activity_id=activity_id, agreement_id=self.agreement_id))
         if self._destroying:  # destroy was asked while create was in flight
             self._send_destroy()
             return
-        self.tell_parent(ActivityReady(self.activity_id))
+        self.tell_parent(ActivityReady(activity_id))
 
     # -- batches ----------------------------------------------------------------------------
 
@@ -177,6 +202,7 @@ class ActivityActor(RuntimeActor):
         self._next += 1
         now = time.monotonic()
         self._batches[number] = _Batch(request, now, now + request.timeout_s)
+        self.rt.emit(BatchStarted(activity_id=self.activity_id))
         self.io(("exec", number), self.rt.client.activity.exec, self.activity_id, request.script)
 
     def io_exec(self, result: IoResult) -> None:
@@ -314,5 +340,9 @@ class ActivityActor(RuntimeActor):
         for number in list(self._batches):
             self._batches.pop(number).request.future.set_exception(
                 ActivityGoneError("the activity actor stopped")
+            )
+        if self.activity_id is not None:
+            self.rt.emit(
+                ActivityDestroyed(activity_id=self.activity_id, agreement_id=self.agreement_id)
             )
         self.tell_parent(ActivityClosed())

@@ -139,10 +139,16 @@ class RuntimeActor(pykka.ThreadingActor):
 
     def tell_parent(self, message: Any) -> None:
         if self.parent is not None:
-            try:
-                self.parent.tell(message)
-            except pykka.ActorDeadError:
-                log.debug("%s: parent gone, dropped %s", self.role, type(message).__name__)
+            self.tell_if_alive(self.parent, message)
+
+    def tell_if_alive(self, ref: pykka.ActorRef[Any], message: Any) -> bool:
+        """Tell ``ref`` unless it already stopped (its own exit report is then on its way)."""
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            log.debug("%s: %s gone, dropped %s", self.role, ref, type(message).__name__)
+            return False
+        return True
 
     def _report(self, phase: str, error: BaseException) -> None:
         self.rt.actor_failed(self.role, phase)

@@ -301,7 +301,7 @@ class InstanceActor(RuntimeActor):
     @handles(_HealthTick)
     def on_health_tick(self, _: _HealthTick) -> None:
         if self._activity is not None and self._teardown is None:
-            self._activity.tell(CheckHealth())
+            self.tell_if_alive(self._activity, CheckHealth())
 
     @handles(HealthReport)
     def on_health(self, report: HealthReport) -> None:
@@ -437,12 +437,12 @@ class InstanceActor(RuntimeActor):
         self.cancel_timer("shutdown")
         if self._activity is not None:
             teardown.waiting.add("activity")
-            self._activity.tell(Destroy())
+            self.tell_if_alive(self._activity, Destroy())
         if self._agreement is not None:
             teardown.waiting.add("agreement")
             code = "Cancelled" if teardown.reason.abnormal else "Success"
             message = f"{teardown.reason.value}: {teardown.detail}"[:200]
-            self._agreement.tell(Terminate(message, code))
+            self.tell_if_alive(self._agreement, Terminate(message, code))
         self.after(self.config.teardown_timeout_s, _TeardownDeadline(), key="teardown")
         self._maybe_finish()
 

@@ -24,7 +24,7 @@ from golem_actors.actors.base import ChildDied, RuntimeActor, handles
 from golem_actors.actors.instance import InstanceActor, InstanceConfig, InstanceExited, StopInstance
 from golem_actors.actors.market import ProviderFailed
 from golem_actors.actors.runtime import Runtime
-from golem_actors.events import InstanceRestarting, SupervisorEscalated
+from golem_actors.events import InstanceRestarting, InstanceSpawned, SupervisorEscalated
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.restart import Action, ExitReason, SupervisorPolicy, decide
 from golem_actors.service import ServiceHandle
@@ -103,6 +103,7 @@ class ClusterSupervisor(RuntimeActor):
             exclude=exclude,
         )
         self._state = self._state.child_started(child, now)
+        self.rt.emit(InstanceSpawned(service=self.policy.service, instance=child))
 
     # -- exits --------------------------------------------------------------------------------
 
@@ -142,7 +143,9 @@ class ClusterSupervisor(RuntimeActor):
                 ref = self._live.get(other)
                 if ref is not None:
                     self._restarting.add(other)
-                    ref.tell(StopInstance(ExitReason.SHUTDOWN, f"one_for_all: {child} failed"))
+                    self.tell_if_alive(
+                        ref, StopInstance(ExitReason.SHUTDOWN, f"one_for_all: {child} failed")
+                    )
             for target in decision.restart:
                 self.handles[target].update(
                     last_exit=f"{exited.reason.value}: {exited.detail}"[:300]
@@ -184,7 +187,7 @@ class ClusterSupervisor(RuntimeActor):
         self.cluster.escalated = reason
         self.rt.emit(SupervisorEscalated(service=self.policy.service, reason=reason))
         for ref in self._live.values():
-            ref.tell(StopInstance(ExitReason.SHUTDOWN, "the cluster escalated"))
+            self.tell_if_alive(ref, StopInstance(ExitReason.SHUTDOWN, "the cluster escalated"))
         self._check_done()
 
     # -- requests -----------------------------------------------------------------------------
@@ -194,7 +197,7 @@ class ClusterSupervisor(RuntimeActor):
         self._stopped_for_good.add(message.instance)
         ref = self._live.get(message.instance)
         if ref is not None:
-            ref.tell(StopInstance())
+            self.tell_if_alive(ref, StopInstance())
         else:
             self._check_done()
 
@@ -202,7 +205,7 @@ class ClusterSupervisor(RuntimeActor):
     def on_stop_cluster(self, message: StopCluster) -> None:
         self._stopping.append(message.future)
         for ref in self._live.values():
-            ref.tell(StopInstance())
+            self.tell_if_alive(ref, StopInstance())
         self._check_done()
 
     def _check_done(self) -> None:

@@ -20,6 +20,13 @@ def _candidate(provider: str, score: float = 0.5, *, draft: bool = True, at: flo
     )
 
 
+def _picked(pool: OfferPool, load: dict[str, int], now: float) -> Candidate:
+    best, wait = pool.pick(exclude=frozenset(), load=load, now=now)
+    assert best is not None
+    assert not wait
+    return best
+
+
 def _pool(*subs: tuple[str, float, list[Candidate]]) -> OfferPool:
     pool = OfferPool()
     for demand_id, created, candidates in subs:
@@ -31,10 +38,8 @@ def _pool(*subs: tuple[str, float, list[Candidate]]) -> OfferPool:
 
 def test_the_least_loaded_provider_wins_then_the_best_score():
     pool = _pool(("s1", 0, [_candidate("a", 0.9), _candidate("b", 0.5), _candidate("c", 0.1)]))
-    best, wait = pool.pick(exclude=frozenset(), load={"a": 1}, now=10)
-    assert (best.provider_id, wait) == ("b", False)
-    best, _ = pool.pick(exclude=frozenset(), load={}, now=10)
-    assert best.provider_id == "a"
+    assert _picked(pool, {"a": 1}, now=10).provider_id == "b"
+    assert _picked(pool, {}, now=10).provider_id == "a"
 
 
 def test_excluded_and_consumed_candidates_are_never_picked():
@@ -48,25 +53,23 @@ def test_a_less_loaded_provider_still_negotiating_is_waited_for_within_patience(
     pool = _pool(("s1", 0, [_candidate("a", 0.9, draft=False, at=9.0), _candidate("b", 0.1)]))
     assert pool.pick(exclude=frozenset(), load={"b": 1}, now=10) == (None, True)
     late = 9.0 + NEGOTIATION_PATIENCE_S + 0.1
-    best, wait = pool.pick(exclude=frozenset(), load={"b": 1}, now=late)
-    assert (best.provider_id, wait) == ("b", False)
+    assert _picked(pool, {"b": 1}, now=late).provider_id == "b"
 
 
 def test_an_equally_loaded_ready_draft_is_not_kept_waiting():
     pool = _pool(("s1", 0, [_candidate("a", 0.9, draft=False, at=9.5), _candidate("b", 0.1)]))
-    best, _ = pool.pick(exclude=frozenset(), load={"a": 1, "b": 0}, now=10)
-    assert best.provider_id == "b"
+    assert _picked(pool, {"a": 1, "b": 0}, now=10).provider_id == "b"
 
 
 def test_penalties_sink_a_provider():
     pool = _pool(("s1", 0, [_candidate("a", 0.9), _candidate("b", 0.5)]))
     pool.penalize("a")
-    assert pool.pick(exclude=frozenset(), load={}, now=0)[0].provider_id == "b"
+    assert _picked(pool, {}, now=0).provider_id == "b"
 
 
 def test_the_same_provider_in_two_subscriptions_yields_two_drafts():
     pool = _pool(("s1", 0, [_candidate("a")]), ("s2", 1, [_candidate("a")]))
-    first, _ = pool.pick(exclude=frozenset(), load={}, now=5)
+    first = _picked(pool, {}, now=5)
     first.consumed = True
     second, _ = pool.pick(exclude=frozenset(), load={}, now=5)
     assert second is not None
