@@ -16,20 +16,32 @@ from typing import Any, TypeVar
 
 __all__ = [
     "ActivityCreated",
+    "ActivityDestroyed",
     "AgreementApproved",
+    "AgreementCreated",
+    "AgreementRejected",
     "AgreementTerminated",
     "BatchFinished",
+    "BatchStarted",
     "DebitNoteAccepted",
+    "DebitNoteReceived",
     "DebitNoteRefused",
+    "DemandPublished",
     "Event",
     "EventBus",
     "InstanceRestarting",
+    "InstanceSpawned",
     "InstanceStateChanged",
     "InvoiceAccepted",
+    "InvoiceReceived",
     "InvoiceRefused",
     "OfferReceived",
+    "ProposalCountered",
     "ProposalRejected",
     "SupervisorEscalated",
+    "TaskAttemptFailed",
+    "TaskFinished",
+    "TaskStarted",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,6 +55,12 @@ class Event:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DemandPublished(Event):
+    demand_id: str
+    key: str  # the demand's key in the market actor: "<Service>:<fingerprint>"
+
+
+@dataclass(frozen=True, kw_only=True)
 class OfferReceived(Event):
     provider_id: str
     provider_name: str
@@ -50,7 +68,28 @@ class OfferReceived(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProposalCountered(Event):
+    provider_id: str
+    proposal_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProposalRejected(Event):
+    provider_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgreementCreated(Event):
+    agreement_id: str
+    provider_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgreementRejected(Event):
+    """Negotiation ended without an approved agreement (not created, confirmed or approved)."""
+
+    agreement_id: str | None
     provider_id: str
     reason: str
 
@@ -78,11 +117,32 @@ class ActivityCreated(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ActivityDestroyed(Event):
+    """The activity actor ended: the activity was destroyed, or was already gone."""
+
+    activity_id: str
+    agreement_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchStarted(Event):
+    activity_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class BatchFinished(Event):
     activity_id: str
     ok: bool
     seconds: float
     outcome: str  # "ok", "error", "timeout", "gone"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DebitNoteReceived(Event):
+    debit_note_id: str
+    agreement_id: str
+    activity_id: str
+    amount: Decimal  # cumulative for its activity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +160,13 @@ class DebitNoteRefused(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class InvoiceReceived(Event):
+    invoice_id: str
+    agreement_id: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
 class InvoiceAccepted(Event):
     invoice_id: str
     agreement_id: str
@@ -111,6 +178,14 @@ class InvoiceRefused(Event):
     invoice_id: str
     agreement_id: str
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceSpawned(Event):
+    """A new incarnation of an instance starts looking for a provider."""
+
+    service: str
+    instance: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +212,34 @@ class SupervisorEscalated(Event):
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskStarted(Event):
+    task_id: str
+    attempt: int  # 1 for the first try of the task
+    provider_id: str
+    provider_name: str
+    speculative: bool = False  # a copy of a straggler: the first result wins
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskAttemptFailed(Event):
+    task_id: str
+    provider_id: str
+    kind: str  # "task", "provider", "timeout", "cancelled"
+    error: str
+    retried: bool  # the task goes back to the queue (for another provider)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFinished(Event):
+    task_id: str
+    ok: bool
+    attempts: int
+    provider_id: str | None
+    seconds: float
+    error: str | None = None
+
+
 class EventBus:
     """Synchronous fan-out to subscribers, optionally filtered by event type."""
 
@@ -150,7 +253,8 @@ class EventBus:
 
     def unsubscribe(self, callback: Callable[[Any], None]) -> None:
         with self._lock:
-            self._subscribers = [s for s in self._subscribers if s[0] is not callback]
+            # ==, not `is`: a bound method is a new object on every access, yet compares equal.
+            self._subscribers = [s for s in self._subscribers if s[0] != callback]
 
     def emit(self, event: Event) -> None:
         with self._lock:

@@ -13,9 +13,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from golem_actors.metrics import RunCollector
+from golem_actors.metrics import Metrics
 
 if TYPE_CHECKING:
     from golem_actors.golem import Golem
@@ -58,12 +58,26 @@ def status_document(golem: Golem) -> dict[str, Any]:
 
 
 class StatusServer:
-    """A small threaded HTTP server; ``close()`` stops it."""
+    """A small threaded HTTP server; ``close()`` stops it.
 
-    def __init__(self, golem: Golem, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(RunCollector(golem))
-        registry = self.registry
+    It serves ``metrics`` (bound to ``golem`` by the caller), or metrics of its own that it binds
+    to the started ``golem`` and unbinds on ``close()``.
+    """
+
+    def __init__(
+        self,
+        golem: Golem,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._own_metrics = metrics is None
+        if metrics is None:
+            metrics = Metrics()
+            metrics.bind(golem)
+        self.metrics = metrics
+        self.registry = registry = metrics.registry
 
         class Handler(BaseHTTPRequestHandler):
             disable_nagle_algorithm = True
@@ -100,6 +114,8 @@ class StatusServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+        if self._own_metrics:
+            self.metrics.unbind()
 
 
 def _json(value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import textwrap
 from pathlib import Path
 
@@ -61,28 +63,50 @@ def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.yagna
 @pytest.mark.usefixtures("healthy_providers")
 def test_run_heartbeat_for_a_few_seconds(
-    localnet: LocalNet, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    localnet: LocalNet,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("YAGNA_APPKEY", localnet.app_key)
-    code = main(
-        [
-            "run",
-            f"{EXAMPLES / 'heartbeat.py'}:Heartbeat",
-            "-n",
-            "2",
-            "--yagna",
-            localnet.api_url,
-            "--duration",
-            "8",
-            "--budget",
-            "1",
-        ]
-    )
+    api_log = logging.getLogger("golem_actors.yagna.api")
+    try:
+        code = main(
+            [
+                "run",
+                f"{EXAMPLES / 'heartbeat.py'}:Heartbeat",
+                "-n",
+                "2",
+                "--yagna",
+                localnet.api_url,
+                "--duration",
+                "8",
+                "--budget",
+                "1",
+                "--metrics-port",
+                "0",
+                "--debug-api",
+            ]
+        )
+    finally:
+        api_log.setLevel(logging.NOTSET)  # --debug-api set it; later tests expect the default
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.count("running") >= 2  # the live table showed both instances running
+    assert "# /metrics and /status on http://127.0.0.1:" in out
+    # The end-of-run summary: a row per provider used, then the totals.
+    summary = out[out.index("provider   ") :]
+    rows = summary.splitlines()[1:]
+    assert sum(1 for row in rows if row.startswith("provider-")) == 2, summary
+    assert "total cost" in summary
+    assert "budget left" in summary
+    assert "invoices accepted 2, outstanding 0" in summary
     assert "# paid" in out
     assert localnet.app_key not in out
+    # --debug-api after `run`: every yagna call logged with method, path, status and duration.
+    calls = [r.getMessage() for r in caplog.records if r.name == "golem_actors.yagna.api"]
+    assert any(re.match(r"market POST /demands -> 201 in [0-9.]+ ms", c) for c in calls), calls[:5]
+    assert localnet.app_key not in caplog.text
 
 
 @pytest.mark.yagna

@@ -21,6 +21,7 @@ import pykka
 from golem_actors.actors.io import Io
 from golem_actors.actors.scheduler import Scheduler
 from golem_actors.events import Event, EventBus
+from golem_actors.journal import Journal
 from golem_actors.yagna import ApiConfig, YagnaClient
 
 __all__ = ["Runtime", "RuntimeStats"]
@@ -51,8 +52,10 @@ class Runtime:
         io: Io | None = None,
         events: EventBus | None = None,
         client: YagnaClient | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.config = config
+        self.journal = journal  # where decisions are written before they are sent (or None)
         self.scheduler = scheduler or Scheduler()
         self.io = io or Io()
         self.events = events or EventBus()
@@ -72,6 +75,11 @@ class Runtime:
     def untrack(self, ref: pykka.ActorRef[Any]) -> None:
         with self._lock:
             self._actors.discard(ref)
+
+    def actor_refs(self) -> list[pykka.ActorRef[Any]]:
+        """The run's live actors now (for scrape-time metrics such as mailbox depth)."""
+        with self._lock:
+            return list(self._actors)
 
     def stop_actors(self, timeout: float = 10.0) -> int:
         """Stop every actor of this run still alive (e.g. one still cleaning up after a dead
