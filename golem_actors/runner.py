@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import importlib.util
 import json
 import logging
@@ -21,12 +22,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from golem_actors.golem import Golem, GolemError
+from golem_actors.golem import JOURNAL_NAME, Golem, GolemError
 from golem_actors.localnet.network import STATE_FILE, LocalNet, default_data_dir
+from golem_actors.metrics import DEFAULT_NAMESPACE, Metrics
 from golem_actors.policy.payments import Totals
 from golem_actors.policy.restart import RestartIntensity, RestartType, SupervisorPolicy
 from golem_actors.service import InstanceSnapshot, ServiceActor
 from golem_actors.status import StatusServer
+from golem_actors.summary import RunSummary
 from golem_actors.yagna import ApiConfig
 
 __all__ = ["add_parser", "load_service", "run"]
@@ -57,9 +60,32 @@ def add_parser(commands: Any) -> None:
     run_.add_argument("--payment-platform", default="erc20-holesky-tglm")
     run_.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     run_.add_argument(
-        "--metrics-port", type=int, default=None, metavar="P", help="serve /metrics and /status"
+        "--metrics-port",
+        type=_port,
+        default=None,
+        metavar="P",
+        help="serve Prometheus /metrics and JSON /status on this port (0: any free port)",
     )
     run_.add_argument("--metrics-addr", default="127.0.0.1", help="address for --metrics-port")
+    run_.add_argument(
+        "--metrics-namespace",
+        default=DEFAULT_NAMESPACE,
+        metavar="NS",
+        help=f"prefix of every metric name (default {DEFAULT_NAMESPACE})",
+    )
+    # Also accepted after `run` (argparse.SUPPRESS keeps a value given before `run`).
+    run_.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level on stderr (default: WARNING)",
+    )
+    run_.add_argument(
+        "--debug-api",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log every yagna call (method, path, status, duration); app keys are never logged",
+    )
     run_.add_argument(
         "--param", action="append", default=[], metavar="K=V", help="instance parameter"
     )
@@ -74,6 +100,37 @@ def add_parser(commands: Any) -> None:
     run_.add_argument(
         "--restart-window", type=float, default=60.0, metavar="S", help="(default 60)"
     )
+    run_.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the run's directory (its journal); a run already there is resumed "
+        "(default: a new one under DATA_DIR/runs)",
+    )
+    run_.add_argument(
+        "--resume",
+        action="store_true",
+        help="resume the newest run under DATA_DIR/runs: end what it left open, pay what it owes",
+    )
+    run_.add_argument(
+        "--blacklist-ttl",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="a provider that failed an instance is not used by its service for S seconds "
+        "(default 600)",
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:  # noqa: PLR2004
+        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -152,6 +209,20 @@ def _network(args: argparse.Namespace) -> Iterator[ApiConfig]:
         yield ApiConfig(app_key=net.app_key, api_url=net.api_url)
 
 
+def _policy(args: argparse.Namespace, service_cls: type[ServiceActor]) -> SupervisorPolicy:
+    """The supervision options, checked before anything starts."""
+    try:
+        return SupervisorPolicy(
+            restart_type=service_cls.restart_type or RestartType.PERMANENT,
+            intensity=RestartIntensity(args.max_restarts, args.restart_window),
+            blacklist_ttl_s=args.blacklist_ttl,
+            service=service_cls.__name__,
+        )
+    except ValueError as exc:
+        flags = "--max-restarts, --restart-window, --blacklist-ttl"
+        raise GolemError(f"bad supervision option ({flags}): {exc}") from None
+
+
 def _running_localnet(data_dir: Path) -> ApiConfig | None:
     try:
         state = json.loads((data_dir / STATE_FILE).read_text())
@@ -177,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
         budget = Decimal(args.budget)
     except ArithmeticError:
         raise GolemError(f"--budget must be a number of GLM, got {args.budget!r}") from None
+    policy = _policy(args, service_cls)
+    metrics = Metrics(args.metrics_namespace) if args.metrics_port is not None else None
     stop = threading.Event()
     interrupts = 0
 
@@ -189,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _run(args, service_cls, params, budget, stop)
+        return _run(args, service_cls, params, budget, stop, metrics=metrics, policy=policy)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -201,22 +274,33 @@ def _run(
     params: list[dict[str, Any]],
     budget: Decimal,
     stop: threading.Event,
+    *,
+    metrics: Metrics | None,
+    policy: SupervisorPolicy,
 ) -> int:
+    run_dir = run_directory(args)
     with _network(args) as config:
         golem = Golem(
-            config=config, budget=budget, subnet=args.subnet, payment_platform=args.payment_platform
+            config=config,
+            budget=budget,
+            subnet=args.subnet,
+            payment_platform=args.payment_platform,
+            journal=run_dir,
         )
         golem.start()
+        resumed = golem.journal is not None and golem.journal.resumed
+        _say(f"# run directory: {run_dir}{' (resumed)' if resumed else ''}")
+        assert golem.rt is not None
+        summary = RunSummary()
+        summary.attach(golem.rt.events)
         server = None
         try:
-            if args.metrics_port is not None:
-                server = StatusServer(golem, host=args.metrics_addr, port=args.metrics_port)
+            if metrics is not None:
+                metrics.bind(golem)
+                server = StatusServer(
+                    golem, host=args.metrics_addr, port=args.metrics_port, metrics=metrics
+                )
                 _say(f"# /metrics and /status on {server.url}")
-            policy = SupervisorPolicy(
-                restart_type=service_cls.restart_type or RestartType.PERMANENT,
-                intensity=RestartIntensity(args.max_restarts, args.restart_window),
-                service=service_cls.__name__,
-            )
             cluster = golem.run_service(service_cls, args.instances, params=params, policy=policy)
             deadline = time.monotonic() + args.duration if args.duration else None
             table = _Table(enabled=not args.no_table)
@@ -231,11 +315,31 @@ def _run(
             totals = golem.stop()
             if server is not None:
                 server.close()
+            if metrics is not None:
+                metrics.unbind()
+            summary.detach()
+        _say(summary.render(totals))
         _summary(golem, totals)
         if cluster.escalated:
             print(f"golem-actors: escalated: {cluster.escalated}", file=sys.stderr)  # noqa: T201
             return 1
     return 0
+
+
+def run_directory(args: argparse.Namespace) -> Path:
+    """``--run-dir``, the newest run with ``--resume``, or a new directory under DATA_DIR/runs."""
+    if args.run_dir is not None:
+        if args.run_dir.exists() and not args.run_dir.is_dir():
+            raise GolemError(f"--run-dir {args.run_dir} exists and is not a directory")
+        return Path(args.run_dir)
+    runs = (args.data_dir or default_data_dir()) / "runs"
+    if args.resume:
+        found = sorted(p for p in runs.glob("*") if (p / JOURNAL_NAME).is_file())
+        if not found:
+            raise GolemError(f"--resume: no run to resume under {runs}")
+        return found[-1]
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return runs / stamp
 
 
 def _summary(golem: Golem, totals: Totals | None) -> None:

@@ -20,8 +20,14 @@ import pykka
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
 from golem_actors.actors.runtime import Runtime
-from golem_actors.events import AgreementApproved, AgreementTerminated
-from golem_actors.yagna import YagnaGoneError
+from golem_actors.events import (
+    AgreementApproved,
+    AgreementCreated,
+    AgreementRejected,
+    AgreementTerminated,
+)
+from golem_actors.policy.journal import AgreementStatus
+from golem_actors.yagna import YagnaConflictError, YagnaGoneError
 from golem_actors.yagna.models import Agreement, AgreementTerminatedEvent
 
 __all__ = [
@@ -87,6 +93,14 @@ class _Poll:
     pass
 
 
+@dataclass(frozen=True)
+class _RetryTerminate:
+    pass
+
+
+_TERMINATE_RETRIES = 4
+
+
 class AgreementActor(RuntimeActor):
     role = "agreement"
 
@@ -115,16 +129,29 @@ class AgreementActor(RuntimeActor):
         self._terminating: Terminate | None = None
         self._report_termination = True
         self._ended = False
+        self._terminate_tries = 0
 
     def started(self) -> None:
         valid_to = dt.datetime.now(dt.UTC) + self._valid_for
-        self.io("create", self.rt.client.market.create_agreement, self.proposal_id, valid_to)
+        # The run id as the app session: after a crash, recovery finds even an agreement whose
+        # id never reached the journal (yagna lists agreements by app session).
+        session = self.rt.journal.state.run_id if self.rt.journal else None
+        self.io(
+            "create",
+            self.rt.client.market.create_agreement,
+            self.proposal_id,
+            valid_to,
+            app_session_id=session,
+        )
 
     def io_create(self, result: IoResult) -> None:
         if not result.ok:
             self._fail(f"creating the agreement failed: {result.error}")
             return
         self.agreement_id = result.value
+        if self.rt.journal is not None:
+            self.rt.journal.agreement(result.value, AgreementStatus.CREATED, self.provider_id)
+        self.rt.emit(AgreementCreated(agreement_id=result.value, provider_id=self.provider_id))
         self._events.tell(Watch(result.value, self.actor_ref))
         self.io("confirm", self.rt.client.market.confirm_agreement, self.agreement_id)
 
@@ -166,6 +193,11 @@ class AgreementActor(RuntimeActor):
 
     def _fail(self, reason: str) -> None:
         log.info("agreement with %s failed: %s", self.provider_name, reason)
+        self.rt.emit(
+            AgreementRejected(
+                agreement_id=self.agreement_id, provider_id=self.provider_id, reason=reason
+            )
+        )
         self.tell_parent(AgreementFailed(self.provider_id, reason))
         if self.agreement_id is not None:
             # Never leave a half-made agreement behind: terminate it (a 410 means nothing to do).
@@ -197,15 +229,33 @@ class AgreementActor(RuntimeActor):
         )
 
     def io_terminate(self, result: IoResult) -> None:
-        if not result.ok and not isinstance(result.error, YagnaGoneError):
+        done = result.ok or isinstance(result.error, YagnaGoneError)  # 410: already ended
+        if not done:
             log.warning("terminating agreement %s: %s", self.agreement_id, result.error)
+            # Not retried by the client (a POST), but terminating twice only answers 410: try
+            # again a few times rather than leave an agreement open (and billing) behind us.
+            self._terminate_tries += 1
+            # 409: not in a state that can be terminated (never confirmed): asking again cannot
+            # help; the session's last sweep ends it should it become live after all.
+            retry = not isinstance(result.error, YagnaConflictError)
+            if retry and self._terminate_tries <= _TERMINATE_RETRIES:
+                self.after(0.5 * 2**self._terminate_tries, _RetryTerminate(), key="terminate")
+                return
+        elif self.rt.journal is not None and self.agreement_id is not None:
+            self.rt.journal.agreement(self.agreement_id, AgreementStatus.TERMINATED)
         message = self._terminating.message if self._terminating else ""
         self._end(by_provider=False, reason=message, report=self._report_termination)
+
+    @handles(_RetryTerminate)
+    def on_retry_terminate(self, _: _RetryTerminate) -> None:
+        self._send_terminate(report=self._report_termination)
 
     @handles(ProviderTerminated)
     def on_provider_terminated(self, message: ProviderTerminated) -> None:
         if self._terminating is not None:
             return  # our own termination, seen from the event stream
+        if self.rt.journal is not None and self.agreement_id is not None:
+            self.rt.journal.agreement(self.agreement_id, AgreementStatus.TERMINATED)
         self._end(by_provider=True, reason=message.reason, report=True)
 
     def _end(self, *, by_provider: bool, reason: str, report: bool) -> None:

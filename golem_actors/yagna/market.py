@@ -146,9 +146,12 @@ class MarketApi:
     def get_agreement(self, agreement_id: str) -> Agreement:
         return Agreement.from_json(self._call("GET", f"/agreements/{agreement_id}"))
 
-    def agreements(self) -> list[dict[str, Any]]:
+    def agreements(
+        self, *, app_session_id: str | None = None, state: str | None = None
+    ) -> list[dict[str, Any]]:
         """Agreement list entries (``id``, ``timestamp``, ``approvedDate``, ``role``)."""
-        result: list[dict[str, Any]] = self._call("GET", "/agreements")
+        params = {"appSessionId": app_session_id, "state": state}
+        result: list[dict[str, Any]] = self._call("GET", "/agreements", params=params)
         return result
 
     def agreement_events(
