@@ -184,7 +184,14 @@ class Transport:
             status = response.status_code
             if status < 400:  # noqa: PLR2004
                 self._notify(api, method, path, status, "ok", started, attempt)
-                return self._decode(response, method, path)
+                try:
+                    return self._decode(response, method, path)
+                except YagnaResponseError:
+                    # A garbled answer (a proxy, a cut body) to a read: asking again is safe.
+                    if self.retry.should_retry(attempt, Failure.BROKEN, idempotent=idempotent):
+                        self._sleep(self.retry.delay(attempt))
+                        continue
+                    raise
             self._notify(api, method, path, status, "error", started, attempt)
             if self.retry.should_retry(
                 attempt, Failure.STATUS, idempotent=idempotent, status=status
