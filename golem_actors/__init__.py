@@ -33,6 +33,15 @@ if TYPE_CHECKING:
         ServiceDefinitionError,
         ServiceHandle,
     )
+    from golem_actors.tasks import (
+        Summary,
+        Task,
+        TaskDefinitionError,
+        TaskOutput,
+        TaskResult,
+        TaskRun,
+        execute_tasks,
+    )
 
 # Exports load on first use: `golem_actors.localnet` (run in every provider process) and the
 # yagna client must not pay for importing the whole actor runtime.
@@ -61,6 +70,13 @@ _EXPORTS = {
     "SupervisorPolicy": "golem_actors.policy.restart",
     "VmPayload": "golem_actors.policy.payload",
     "WorkContext": "golem_actors.actors.context",
+    "Summary": "golem_actors.tasks",
+    "Task": "golem_actors.tasks",
+    "TaskDefinitionError": "golem_actors.tasks",
+    "TaskOutput": "golem_actors.tasks",
+    "TaskResult": "golem_actors.tasks",
+    "TaskRun": "golem_actors.tasks",
+    "execute_tasks": "golem_actors.tasks",
 }
 
 
@@ -95,8 +111,15 @@ __all__ = [
     "ServiceHandle",
     "ServiceState",
     "Strategy",
+    "Summary",
     "SupervisorPolicy",
+    "Task",
+    "TaskDefinitionError",
+    "TaskOutput",
+    "TaskResult",
+    "TaskRun",
     "VmPayload",
     "WorkContext",
     "__version__",
+    "execute_tasks",
 ]

@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, Self
 
 import pykka
@@ -34,6 +35,7 @@ from golem_actors.actors.market import MarketActor, PublishDemand
 from golem_actors.actors.payments import GetTotals, PaymentActor, Settle
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopCluster, StopOne
+from golem_actors.journal import Journal, JournalError
 from golem_actors.policy.demand import DemandSpec, build_demand
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.negotiation import (
@@ -45,8 +47,11 @@ from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
 from golem_actors.policy.payments import Totals
 from golem_actors.policy.restart import RestartType, SupervisorPolicy
 from golem_actors.policy.scoring import OfferScorer, default_scorer
+from golem_actors.recovery import Recovered, end_open_agreements, recover, spent_before
 from golem_actors.service import InstanceSnapshot, ServiceActor, ServiceHandle
 from golem_actors.storage.http import HttpStorage
+from golem_actors.taskrun import start_task_run
+from golem_actors.tasks import Task, TaskRun, Worker
 from golem_actors.yagna import ApiConfig, YagnaClient, YagnaError
 from golem_actors.yagna.models import Allocation
 
@@ -55,10 +60,16 @@ __all__ = ["Cluster", "Golem", "GolemError"]
 log = logging.getLogger(__name__)
 
 ASK_TIMEOUT = 10.0
+JOURNAL_NAME = "journal.gaj"  # the journal's name inside a run directory
 
 
 class GolemError(RuntimeError):
     """The session could not start or do what was asked; the message says why."""
+
+
+def _journal_path(value: Path | str) -> Path:
+    path = Path(value)
+    return path / JOURNAL_NAME if path.is_dir() or not path.suffix else path
 
 
 def _budget(value: Decimal | str | float) -> Decimal:
@@ -127,6 +138,7 @@ class Golem:
         expiration: dt.timedelta = dt.timedelta(hours=3),
         debit_note_interval_s: int = 120,
         settle_timeout_s: float = 60.0,
+        journal: Path | str | None = None,
     ) -> None:
         self.config = config or ApiConfig.from_env()
         self.budget = _budget(budget)
@@ -138,6 +150,7 @@ class Golem:
         self.debit_note_interval_s = debit_note_interval_s
         self.settle_timeout_s = settle_timeout_s
         self.clusters: list[Cluster] = []
+        self.task_runs: list[TaskRun] = []
         self.rt: Runtime | None = None
         self.allocation: Allocation | None = None
         self.final_allocation: Allocation | None = None
@@ -146,6 +159,11 @@ class Golem:
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._storage: HttpStorage | None = None
         self._lock = threading.Lock()
+        # A run directory (no suffix: its journal.gaj) or a journal file; None: no journal.
+        self.journal_path = _journal_path(journal) if journal is not None else None
+        self.journal: Journal | None = None
+        self.recovered: Recovered | None = None
+        self.since: dt.datetime | None = None  # when start() began
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -157,24 +175,78 @@ class Golem:
         self.stop()
 
     def start(self) -> None:
-        """Check yagna, reserve the budget, start the market, payment and event actors."""
+        """Check yagna, reserve the budget, start the market, payment and event actors.
+
+        With a journal that already holds a run, first recover it (``golem_actors.recovery``):
+        end the agreements it left open and pick up the invoices and debit notes it still owes.
+        """
         threading.stack_size(256 * 1024)  # thousands of actor threads; RSS is unchanged
+        # Agreements created from here on may be this session's (the payment actor adopts them).
+        self.since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        if self.journal_path is not None:
+            try:
+                self.journal = Journal.open(self.journal_path)
+            except JournalError as exc:
+                raise GolemError(str(exc)) from None
+        try:
+            self._start_with_yagna()
+        except BaseException:
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+            raise
+
+    def _start_with_yagna(self) -> None:
+        journal = self.journal
         with YagnaClient(self.config) as client:
             try:
                 client.identity.me()
             except YagnaError as exc:
                 raise GolemError(f"yagna at {self.config.api_url} is not usable: {exc}") from exc
-            timeout = dt.datetime.now(dt.UTC) + self.expiration + dt.timedelta(hours=1)
-            self.allocation = client.payment.create_allocation(
-                self.budget, payment_platform=self.payment_platform, timeout=timeout
-            )
+            if journal is not None and journal.resumed:
+                journal.reopen()
+                self.recovered = recover(client, journal)
+            self.allocation = self._allocation(client)
             decoration = client.payment.demand_decorations([self.allocation.allocation_id])
             self._decoration = (decoration.property_dict(), list(decoration.constraints))
-        self.rt = Runtime(self.config)
+        self.rt = Runtime(self.config, journal=journal)
         self._storage = HttpStorage()
-        self._refs["payments"] = PaymentActor.start(self.rt, self.allocation)
+        self._refs["payments"] = PaymentActor.start(
+            self.rt, self.allocation, recovered=self.recovered, since=self.since
+        )
         self._refs["market"] = MarketActor.start(self.rt)
         self._refs["events"] = AgreementEventsActor.start(self.rt)
+
+    def _allocation(self, client: YagnaClient) -> Allocation:
+        """The run's budget in yagna: the journaled allocation if it still exists, else a new
+        one for what is left of the budget after what the crashed session spent."""
+        journal = self.journal
+        if journal is not None and journal.state.allocation_id is not None:
+            try:
+                return client.payment.get_allocation(journal.state.allocation_id)
+            except YagnaError as exc:
+                log.info("the run's allocation is gone (%s): reserving a new one", exc)
+        budget = self.budget
+        if self.recovered is not None:
+            budget -= spent_before(self.recovered)
+            if budget <= 0:
+                raise GolemError(f"the run already spent its whole budget of {self.budget} GLM")
+        timeout = dt.datetime.now(dt.UTC) + self.expiration + dt.timedelta(hours=1)
+        allocation = client.payment.create_allocation(
+            budget, payment_platform=self.payment_platform, timeout=timeout
+        )
+        if journal is not None:
+            journal.allocation(allocation.allocation_id, budget)
+        return allocation
+
+    def completed_tasks(self) -> dict[str, Any]:
+        """Task id -> result recorded in the journal (tasks with one must not run again)."""
+        return self.journal.completed_tasks() if self.journal is not None else {}
+
+    def record_task(self, task_id: str, result: Any) -> None:
+        """Journal (fsynced) that ``task_id`` completed with ``result`` (msgpack-able)."""
+        if self.journal is not None:
+            self.journal.task_done(task_id, result)
 
     def run_service(
         self,
@@ -200,33 +272,7 @@ class Golem:
         if not (math.isfinite(health_interval_s) and health_interval_s > 0):
             raise GolemError(f"health_interval_s must be positive, got {health_interval_s}")
         name = service_cls.__name__
-        payload = payload or service_cls.payload or VmPayload()
-        spec = DemandSpec(
-            payload,
-            subnet=self.subnet,
-            expiration=self.expiration,
-            payment_platform=self.payment_platform,
-            debit_note_interval_s=self.debit_note_interval_s,
-        )
-        demand = build_demand(
-            spec,
-            now=dt.datetime.now(dt.UTC),
-            decoration_properties=self._decoration[0],
-            decoration_constraints=self._decoration[1],
-            image_resolver=self.image_resolver,
-        )
-        fingerprint = (demand.constraints, tuple(sorted(map(str, demand.properties.items()))))
-        key = f"{name}:{hash(fingerprint)}"
-        self._refs["market"].tell(
-            PublishDemand(
-                key,
-                demand.properties,
-                demand.constraints,
-                self._score,
-                self._counter(demand.properties),
-                self._check,
-            )
-        )
+        key = self._publish_demand(name, payload or service_cls.payload or VmPayload())
         restart_type = service_cls.restart_type or RestartType.PERMANENT
         policy = policy or SupervisorPolicy(restart_type=restart_type, service=name)
         cluster_state = ClusterState()
@@ -263,6 +309,70 @@ class Golem:
         self.clusters.append(cluster)
         return cluster
 
+    def _publish_demand(self, name: str, payload: VmPayload) -> str:
+        """Publish (once per distinct demand) and return the market's key for it."""
+        assert self._decoration is not None
+        spec = DemandSpec(
+            payload,
+            subnet=self.subnet,
+            expiration=self.expiration,
+            payment_platform=self.payment_platform,
+            debit_note_interval_s=self.debit_note_interval_s,
+        )
+        demand = build_demand(
+            spec,
+            now=dt.datetime.now(dt.UTC),
+            decoration_properties=self._decoration[0],
+            decoration_constraints=self._decoration[1],
+            image_resolver=self.image_resolver,
+        )
+        fingerprint = (demand.constraints, tuple(sorted(map(str, demand.properties.items()))))
+        key = f"{name}:{hash(fingerprint)}"
+        self._refs["market"].tell(
+            PublishDemand(
+                key,
+                demand.properties,
+                demand.constraints,
+                self._score,
+                self._counter(demand.properties),
+                self._check,
+            )
+        )
+        return key
+
+    def execute_tasks(
+        self,
+        tasks: Sequence[Task],
+        worker: Worker | None = None,
+        *,
+        payload: VmPayload | None = None,
+        max_workers: int = 4,
+        task_timeout: float = 300.0,
+        timeout: float | None = None,
+        max_retries: int = 3,
+        **options: Any,
+    ) -> TaskRun:
+        """Run ``tasks`` on up to ``max_workers`` providers at once; iterate the ``TaskRun``
+        for results in completion order, each task exactly once. Returns at once; more options
+        in ``golem_actors.taskrun.start_task_run``."""
+        if self.rt is None or self._decoration is None or self._storage is None:
+            raise GolemError("start the session first (use `with Golem(...) as golem:`)")
+        run = start_task_run(
+            self.rt,
+            tasks,
+            worker,
+            publish=lambda name: self._publish_demand(name, payload or VmPayload()),
+            refs=self._refs,
+            storage=self._storage,
+            max_workers=max_workers,
+            task_timeout=task_timeout,
+            timeout=timeout,
+            max_retries=max_retries,
+            **options,
+        )
+        self.task_runs.append(run)
+        return run
+
     def _score(self, props: Mapping[str, Any], provider_id: str) -> float | str:
         score = self.scorer.score(props, provider_id)
         return score.value if score.value is not None else score.reason
@@ -288,8 +398,10 @@ class Golem:
         """Stop every cluster, settle every invoice (bounded), release the budget, stop all."""
         if self.rt is None:
             return None
-        for cluster in self.clusters:
-            cluster.stop()
+        running: list[TaskRun | Cluster] = [*self.task_runs, *self.clusters]
+        for each in running:  # task runs first: their workers end before the clusters'
+            each.stop()
+        self._sweep(self.rt)
         self.final_totals = self._settle()
         for name in ("market", "events", "payments"):
             ref = self._refs.pop(name, None)
@@ -311,7 +423,21 @@ class Golem:
             self._storage.close()
         self.rt.close()
         self.rt = None
+        if self.journal is not None:
+            self.journal.mark_closed()
+            self.journal.close()
         return self.final_totals
+
+    def _sweep(self, rt: Runtime) -> None:
+        """The last word on agreements: any of this run yagna still has live (a terminate lost
+        to an API fault, a negotiation cut short) is ended now, not left billing."""
+        if self.journal is None:
+            return
+        swept, problems = end_open_agreements(rt.client, self.journal)
+        for problem in problems:
+            log.warning("%s", problem)
+        if swept:
+            log.warning("ended %d agreement(s) left open: %s", len(swept), ", ".join(swept))
 
     def _settle(self) -> Totals | None:
         """Wait (bounded) until every ended agreement's invoice is accepted."""
