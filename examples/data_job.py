@@ -4,7 +4,8 @@ Each task sends one text file to ``/golem/input``, counts its lines, words and b
 on a provider, and sends back a sorted copy from ``/golem/output``; the requestor checks both
 against what it computes itself.
 
-    python examples/data_job.py                   # needs YAGNA_APPKEY (or a running localnet)
+    golem-actors localnet run -- python examples/data_job.py   # on localnet
+    python examples/data_job.py        # on your yagna: YAGNA_APPKEY (and YAGNA_API_URL)
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The key space (numbers ``0 .. space-1``, as decimal strings) is split into chunk
 every task hashes its chunk on a provider with a small shell loop and prints the match, if any.
 The tasks are declarative (commands + a parser), so the runtime packs several into one batch.
 
-    python examples/keyspace_search.py            # needs YAGNA_APPKEY (or a running localnet)
+    golem-actors localnet run -- python examples/keyspace_search.py   # on localnet
+    python examples/keyspace_search.py        # on your yagna: YAGNA_APPKEY (and YAGNA_API_URL)
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ def search_tasks(target: str, space: int, chunk: int) -> list[Task]:
 
 def search(target: str, space: int, chunk: int, **options: object) -> int | None:
     """The preimage of ``target`` in ``0 .. space-1``, or None; stops at the first hit."""
+    hit = None
     with execute_tasks(search_tasks(target, space, chunk), **options) as run:  # type: ignore[arg-type]
         for done in run:
             if not done.ok:
                 raise RuntimeError(f"chunk {done.task.data} failed: {done.error}")
             if done.result is not None:
-                return int(done.result)
-    return None
+                hit = int(done.result)
+                break  # leaving the block stops the other chunks and pays for what they used
+    print(run.summary.format(), file=sys.stderr)
+    return hit
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from golem_actors.golem import JOURNAL_NAME, Golem, GolemError
-from golem_actors.localnet.network import STATE_FILE, LocalNet, default_data_dir
+from golem_actors.localnet.network import default_data_dir
+from golem_actors.localnet.session import localnet_endpoint
 from golem_actors.metrics import DEFAULT_NAMESPACE, Metrics
 from golem_actors.policy.payments import Totals
 from golem_actors.policy.restart import RestartIntensity, RestartType, SupervisorPolicy
@@ -197,16 +198,8 @@ def _network(args: argparse.Namespace) -> Iterator[ApiConfig]:
         yield ApiConfig.from_env(api_url=args.yagna)
         return
     data_dir = args.data_dir or default_data_dir()
-    running = _running_localnet(data_dir)
-    if running is not None:
-        _say(f"# using the local network already running in {data_dir}")
-        yield running
-        return
-    started = time.monotonic()
-    with LocalNet(providers=args.providers, data_dir=data_dir) as net:
-        took = time.monotonic() - started
-        _say(f"# localnet: {args.providers} providers up in {took:.1f} s ({data_dir})")
-        yield ApiConfig(app_key=net.app_key, api_url=net.api_url)
+    with localnet_endpoint(data_dir, args.providers, say=_say) as endpoint:
+        yield ApiConfig(app_key=endpoint.app_key, api_url=endpoint.api_url)
 
 
 def _policy(args: argparse.Namespace, service_cls: type[ServiceActor]) -> SupervisorPolicy:
@@ -221,24 +214,6 @@ def _policy(args: argparse.Namespace, service_cls: type[ServiceActor]) -> Superv
     except ValueError as exc:
         flags = "--max-restarts, --restart-window, --blacklist-ttl"
         raise GolemError(f"bad supervision option ({flags}): {exc}") from None
-
-
-def _running_localnet(data_dir: Path) -> ApiConfig | None:
-    try:
-        state = json.loads((data_dir / STATE_FILE).read_text())
-        keys = json.loads((data_dir / "yagna" / "localnet-identities.json").read_text())
-    except (OSError, ValueError):
-        return None
-    lock = data_dir / "localnet.lock"
-    import fcntl  # noqa: PLC0415
-
-    with lock.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return ApiConfig(app_key=keys["default_key"], api_url=state["api_url"])
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None  # a stale state file: nobody holds the lock
 
 
 def run(args: argparse.Namespace) -> int:

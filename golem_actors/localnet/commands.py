@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -14,6 +16,7 @@ from typing import Any
 from golem_actors.localnet.faults import CRASH_POINTS, FaultFile, Faults
 from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.network import STATE_FILE, LocalNet, LocalNetError, default_data_dir
+from golem_actors.localnet.session import localnet_endpoint
 
 __all__ = ["add_parser", "run"]
 
@@ -46,6 +49,19 @@ def add_parser(commands: Any) -> None:
     up.add_argument(
         "--providers", type=_positive_int, default=4, help="provider nodes (default: 4)"
     )
+
+    run_ = sub.add_parser(
+        "run",
+        parents=[data_dir],
+        help="run a command against localnet (started for it unless one is up)",
+        description="Runs COMMAND with YAGNA_API_URL and YAGNA_APPKEY of the localnet running in "
+        "the data directory; if none is, starts one for the command and stops it after. "
+        "Example: golem-actors localnet run -- python examples/keyspace_search.py",
+    )
+    run_.add_argument(
+        "--providers", type=_positive_int, default=4, help="provider nodes (default: 4)"
+    )
+    run_.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
 
     status = sub.add_parser("status", parents=[data_dir], help="show the running network")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -84,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         return _up(args.providers, data_dir)
     if command == "images":
         return _images(args, data_dir)
+    if command == "run":
+        return _run_command(args.cmd, args.providers, data_dir)
     state = _read_state(data_dir)
     if command == "status":
         _print_status(state, as_json=args.json)
@@ -117,6 +135,24 @@ def _up(providers: int, data_dir: Path) -> int:
         _say("# stopping localnet ...")
         net.stop()
     return 0
+
+
+def _run_command(cmd: list[str], providers: int, data_dir: Path) -> int:
+    """Run ``cmd`` with localnet's endpoint in its environment; its exit code is ours."""
+    if cmd[:1] == ["--"]:
+        cmd = cmd[1:]
+    if not cmd:
+        raise LocalNetError("nothing to run: give a command after --, e.g. -- python app.py")
+    with localnet_endpoint(data_dir, providers, say=_say) as endpoint:
+        # Ctrl-C reaches the command too (same terminal): let it stop and pay, then stop here.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            child = subprocess.run(cmd, env={**os.environ, **endpoint.env()}, check=False)
+        except OSError as exc:
+            raise LocalNetError(f"cannot run {cmd[0]!r}: {exc}") from None
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    return child.returncode
 
 
 def _images(args: argparse.Namespace, data_dir: Path) -> int:
