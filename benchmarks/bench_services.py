@@ -20,13 +20,14 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from golem_actors import Golem, ServiceActor, ServiceState, SupervisorPolicy, WorkContext
-from golem_actors.events import Event, InstanceStateChanged
+from golem_actors.events import Event, InstanceRestarting, InstanceStateChanged
 from golem_actors.localnet.network import LocalNet, default_specs
 from golem_actors.policy.restart import Backoff, RestartIntensity
 from golem_actors.yagna import ApiConfig
@@ -111,6 +112,9 @@ def scale(net: LocalNet, count: int, window: float) -> dict[str, float]:
         policy = SupervisorPolicy(
             service="Idle", intensity=RestartIntensity(max_restarts=count, period_s=60)
         )
+        reasons: Counter[str] = Counter()
+        assert golem.rt is not None
+        golem.rt.events.subscribe(lambda e: reasons.update([e.reason]), InstanceRestarting)
         cluster = golem.run_service(Idle, count, health_interval_s=20.0, policy=policy)
         if not cluster.wait_running(timeout=600):
             running = sum(s.state is ServiceState.RUNNING for s in cluster.snapshots())
@@ -125,6 +129,11 @@ def scale(net: LocalNet, count: int, window: float) -> dict[str, float]:
         threads = me.num_threads()
         rss = me.memory_info().rss / 2**20
         restarts = sum(s.restarts for s in cluster.snapshots())
+        if reasons:
+            print(f"scale {count}: restarts by reason: {dict(reasons.most_common())}", flush=True)
+            examples = {s.last_exit for s in cluster.snapshots() if s.last_exit}
+            for text in sorted(examples)[:5]:
+                print(f"  e.g. {text[:200]}", flush=True)
 
     def pct(after: Any, before: Any) -> float:
         return float(after.user + after.system - before.user - before.system) / window * 100

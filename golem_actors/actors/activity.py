@@ -186,10 +186,11 @@ class ActivityActor(RuntimeActor):
     def _created(self, activity_id: str) -> None:
         self.activity_id = activity_id
         self.rt.emit(ActivityCreated(activity_id=activity_id, agreement_id=self.agreement_id))
+        # Told even when it is to be destroyed at once: the provider bills it all the same, so
+        # the owner must register it for payment.
+        self.tell_parent(ActivityReady(activity_id))
         if self._destroying:  # destroy was asked while create was in flight
             self._send_destroy()
-            return
-        self.tell_parent(ActivityReady(activity_id))
 
     # -- batches ----------------------------------------------------------------------------
 

@@ -232,14 +232,15 @@ class InstanceActor(RuntimeActor):
 
     @handles(ActivityReady)
     def on_activity(self, ready: ActivityReady) -> None:
+        # Registered first, even when tearing down: the provider bills every activity it made.
+        self.config.payments.tell(
+            RegisterActivity(self._agreement_id or "", ready.activity_id, self._activity_requested)
+        )
         if self._teardown is not None:
             return
         assert self._activity is not None
         assert self._provider is not None
         self._update_handle(activity_id=ready.activity_id)
-        self.config.payments.tell(
-            RegisterActivity(self._agreement_id or "", ready.activity_id, self._activity_requested)
-        )
         self._ctx = WorkContext(
             self._activity,
             storage=self.config.storage,

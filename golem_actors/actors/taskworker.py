@@ -220,11 +220,12 @@ class TaskWorker(RuntimeActor):
 
     @handles(ActivityReady)
     def on_activity(self, ready: ActivityReady) -> None:
-        if self._ending is not None or self._activity is None or self._provider is None:
-            return
+        # Registered first, even when ending: the provider bills every activity it made.
         self.config.payments.tell(
             RegisterActivity(self._agreement_id or "", ready.activity_id, self._activity_requested)
         )
+        if self._ending is not None or self._activity is None or self._provider is None:
+            return
         self._ctx = WorkContext(
             self._activity,
             storage=self.config.storage,
