@@ -17,11 +17,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from golem_actors.actors.base import RuntimeActor, handles
+from golem_actors.actors.base import handles
 from golem_actors.actors.io import IoResult
+from golem_actors.actors.payment_checks import Check, PaymentChecks, doc_id, terms_of
 from golem_actors.actors.runtime import Runtime
-from golem_actors.events import DebitNoteAccepted, DebitNoteRefused, InvoiceAccepted, InvoiceRefused
-from golem_actors.policy.negotiation import agreed_terms
+from golem_actors.events import (
+    DebitNoteAccepted,
+    DebitNoteReceived,
+    DebitNoteRefused,
+    InvoiceAccepted,
+    InvoiceReceived,
+    InvoiceRefused,
+)
+from golem_actors.policy.journal import AgreementStatus, DocStatus
 from golem_actors.policy.payments import (
     Code,
     DebitNoteIn,
@@ -29,10 +37,10 @@ from golem_actors.policy.payments import (
     InvoiceIn,
     InvoiceState,
     PaymentLedger,
-    Terms,
     Totals,
     parse_usage,
 )
+from golem_actors.recovery import Recovered, seed_ledger
 from golem_actors.yagna.models import Agreement, Allocation, DebitNote, Invoice
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "RegisterActivity",
     "RegisterAgreement",
     "Settle",
+    "terms_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,32 +98,30 @@ class _Poll:
     kind: str  # "debit_note" or "invoice"
 
 
-def terms_of(agreement: Agreement) -> Terms:
-    """The payment terms of an approved agreement, in the ledger's shape."""
-    agreed = agreed_terms(agreement.demand.properties, agreement.offer.properties)
-    pricing = agreed.pricing
-    threads = agreement.offer.properties.get("golem.inf.cpu.threads", 1)
-    return Terms(
-        prices=pricing.price_by_counter,
-        usage_vector=pricing.usage_vector,
-        start_price=pricing.start_price,
-        cpu_threads=int(threads) if isinstance(threads, int | float) and threads >= 1 else 1,
-        debit_note_interval_s=agreed.debit_note_interval_s,
-        accept_timeout_s=agreed.accept_timeout_s,
-        payment_timeout_s=agreed.payment_timeout_s,
-    )
-
-
-class PaymentActor(RuntimeActor):
+class PaymentActor(PaymentChecks):
     role = "payments"
 
-    def __init__(self, rt: Runtime, allocation: Allocation, *, poll_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        allocation: Allocation,
+        *,
+        poll_s: float = 20.0,
+        recovered: Recovered | None = None,
+        since: dt.datetime | None = None,
+        hold_s: float = 30.0,
+    ) -> None:
+        """``since``: when the session started; an agreement created before it is not ours.
+        ``hold_s``: how long a document of an unregistered agreement waits for its registration
+        before yagna is asked whether the agreement is ours."""
         super().__init__(rt, None)
         self.allocation = allocation
         self.ledger = PaymentLedger(allocation.total_amount)
         self._poll_s = poll_s
+        self._hold_s = hold_s
         start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         self._after = {"debit_note": start, "invoice": start}
+        self.since = since if since is not None else start
         self._queue: list[tuple[dt.datetime, int, Any]] = []  # (deadline, seq, document)
         self._seq = itertools.count()
         self._busy = False
@@ -122,8 +129,20 @@ class PaymentActor(RuntimeActor):
         self._settling: list[Future[Totals]] = []
         self._early: dict[str, list[Any]] = {}  # documents of agreements not registered yet
         self._not_expected: set[str] = set()  # ended with a failed provider: may never invoice
+        self._recovered = recovered  # what a crashed session of this run left to settle
+        self._tries: dict[str, int] = {}  # accept attempts per document id
+        self._checking: set[str] = set()  # unknown agreements being asked about
+        self._checked_docs: set[str] = set()  # documents yagna was asked about once already
 
     def started(self) -> None:
+        if self._recovered is not None:
+            now = dt.datetime.now(dt.UTC)
+            for problem in seed_ledger(self.ledger, self._recovered, now, terms_of):
+                log.warning("recovered books: %s", problem)
+            for document in self._recovered.pending:
+                self._seen.add(_yagna_id(document))
+                self._enqueue(document)
+            self._recovered = None
         self.actor_ref.tell(_Poll("debit_note"))
         self.actor_ref.tell(_Poll("invoice"))
 
@@ -138,7 +157,12 @@ class PaymentActor(RuntimeActor):
             log.error("agreement %s has terms we cannot check: %s", agreement.agreement_id, exc)  # noqa: TRY400
             return
         approved = agreement.approved_date or dt.datetime.now(dt.UTC)
-        self.ledger.record_agreement(agreement.agreement_id, terms, approved)
+        if not self.ledger.has_agreement(agreement.agreement_id):  # else adopted from yagna
+            self.ledger.record_agreement(agreement.agreement_id, terms, approved)
+        if self.rt.journal is not None:
+            self.rt.journal.agreement(
+                agreement.agreement_id, AgreementStatus.APPROVED, agreement.provider_id or ""
+            )
         for document in self._early.pop(agreement.agreement_id, []):
             self._enqueue(document)
 
@@ -148,6 +172,10 @@ class PaymentActor(RuntimeActor):
             self.ledger.record_activity(
                 message.agreement_id, message.activity_id, message.requested_at
             )
+            if self.rt.journal is not None:
+                self.rt.journal.activity(
+                    message.activity_id, message.agreement_id, message.requested_at
+                )
         except (KeyError, ValueError) as exc:
             log.warning("recording activity %s: %s", message.activity_id, exc)
 
@@ -221,10 +249,12 @@ class PaymentActor(RuntimeActor):
             log.warning("fetching a %s: %s", result.tag[1], result.error)
             return
         document = result.value
-        if document.agreement_id not in self.ledger._agreements:  # noqa: SLF001
+        if not self.ledger.has_agreement(document.agreement_id):
             # Events may beat the instance's registration by a few ms: hold them.
             self._early.setdefault(document.agreement_id, []).append(document)
-            self.after(30.0, _Drop(document.agreement_id), key=f"drop:{document.agreement_id}")
+            self.after(
+                self._hold_s, _Drop(document.agreement_id), key=f"drop:{document.agreement_id}"
+            )
             return
         self._enqueue(document)
 
@@ -242,6 +272,12 @@ class PaymentActor(RuntimeActor):
             self._check_settled()
             return
         _, _, document = heapq.heappop(self._queue)
+        if self._names_unknown_activity(document):
+            # Ask yagna before refusing; still busy, so nothing else is decided meanwhile.
+            self._busy = True
+            self._checked_docs.add(_yagna_id(document))
+            self.actor_ref.tell(Check(document.agreement_id, document))
+            return
         now = dt.datetime.now(dt.UTC)
         if isinstance(document, DebitNote):
             note = DebitNoteIn(
@@ -253,6 +289,14 @@ class PaymentActor(RuntimeActor):
                 usage=parse_usage(document.usage_counter_vector),
                 payable=document.payment_due_date is not None,
             )
+            self.rt.emit(
+                DebitNoteReceived(
+                    debit_note_id=note.debit_note_id,
+                    agreement_id=note.agreement_id,
+                    activity_id=note.activity_id,
+                    amount=note.amount,
+                )
+            )
             decision = self.ledger.decide_debit_note(note, now)
             self._apply(note, decision)
         else:
@@ -263,6 +307,13 @@ class PaymentActor(RuntimeActor):
                 tuple(document.activity_ids),
             )
             self.ledger.record_invoice_received(invoice)
+            self.rt.emit(
+                InvoiceReceived(
+                    invoice_id=invoice.invoice_id,
+                    agreement_id=invoice.agreement_id,
+                    amount=invoice.amount,
+                )
+            )
             self._apply(invoice, self.ledger.decide_invoice(invoice, now))
 
     def _apply(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
@@ -274,6 +325,7 @@ class PaymentActor(RuntimeActor):
             self._next()
             return
         self._busy = True
+        self._journal(document, DocStatus.SENDING)  # on disk before yagna hears of it
         api = self.rt.client.payment
         if isinstance(document, DebitNoteIn):
             self.io(
@@ -292,14 +344,10 @@ class PaymentActor(RuntimeActor):
                 self.allocation.allocation_id,
             )
 
-    def io_accepted(self, result: IoResult) -> None:
+    def _accepted(self, document: DebitNoteIn | InvoiceIn) -> None:
         self._busy = False
-        document = result.tag[1]
-        if not result.ok:
-            # Not recorded: the books stay as they were. It is tried again only if yagna sends the
-            # event again; the agreement shows up as outstanding at settle time.
-            log.error("accepting %s failed: %s", _doc_id(document), result.error)
-        elif isinstance(document, DebitNoteIn):
+        self._journal(document, DocStatus.ACCEPTED)
+        if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_accepted(document)
             self.rt.emit(
                 DebitNoteAccepted(
@@ -320,7 +368,7 @@ class PaymentActor(RuntimeActor):
         self._next()
 
     def _refuse(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
-        log.warning("refusing %s: %s", _doc_id(document), decision.reason)
+        log.warning("refusing %s: %s", doc_id(document), decision.reason)
         if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_refused(document, decision.code)
             self.rt.emit(
@@ -332,6 +380,7 @@ class PaymentActor(RuntimeActor):
             )
         else:
             self.ledger.record_invoice_refused(document, decision.code)
+            self._journal(document, DocStatus.REFUSED)
             self.rt.emit(
                 InvoiceRefused(
                     invoice_id=document.invoice_id,
@@ -352,17 +401,54 @@ class PaymentActor(RuntimeActor):
 
     @handles(_Drop)
     def on_drop(self, message: _Drop) -> None:
-        """Documents of an agreement this run never registered: not ours to pay."""
-        for document in self._early.pop(message.agreement_id, []):
-            log.warning(
-                "ignoring %s of unknown agreement %s", type(document).__name__, message.agreement_id
+        """Documents of an agreement never registered: ours only if yagna says so."""
+        if message.agreement_id in self._early and message.agreement_id not in self._checking:
+            self._checking.add(message.agreement_id)
+            self.actor_ref.tell(Check(message.agreement_id))
+
+    def checked(self, check: Check, *, found: bool, why: str) -> None:
+        if check.document is not None:  # an unknown activity: decide it now, whatever yagna said
+            self._busy = False
+            self._enqueue(check.document)
+            return
+        self._checking.discard(check.agreement_id)
+        for document in self._early.pop(check.agreement_id, []):
+            if found:
+                self._checked_docs.add(_yagna_id(document))
+                self._enqueue(document)
+            else:
+                log.warning(
+                    "ignoring %s of unknown agreement %s: %s",
+                    type(document).__name__,
+                    check.agreement_id,
+                    why,
+                )
+
+    def _names_unknown_activity(self, document: DebitNote | Invoice) -> bool:
+        if _yagna_id(document) in self._checked_docs:
+            return False
+        if isinstance(document, DebitNote):
+            return not self.ledger.has_activity(document.activity_id)
+        return any(not self.ledger.has_activity(a) for a in document.activity_ids)
+
+    def _journal(self, document: DebitNoteIn | InvoiceIn, status: DocStatus) -> None:
+        journal = self.rt.journal
+        if journal is None:
+            return
+        if isinstance(document, DebitNoteIn):
+            journal.debit_note(
+                document.debit_note_id,
+                document.agreement_id,
+                document.activity_id,
+                document.amount,
+                status,
             )
+        else:
+            journal.invoice(document.invoice_id, document.agreement_id, document.amount, status)
 
     def spent(self) -> Decimal:
         return self.ledger.spent()
 
 
-def _doc_id(document: DebitNoteIn | InvoiceIn) -> str:
-    if isinstance(document, DebitNoteIn):
-        return f"debit note {document.debit_note_id}"
-    return f"invoice {document.invoice_id}"
+def _yagna_id(document: DebitNote | Invoice) -> str:
+    return document.debit_note_id if isinstance(document, DebitNote) else document.invoice_id

@@ -453,6 +453,13 @@ class PaymentLedger:
 
     # -- the books ---------------------------------------------------------------------------
 
+    def has_agreement(self, agreement_id: str) -> bool:
+        return agreement_id in self._agreements
+
+    def has_activity(self, activity_id: str) -> bool:
+        """True if the activity is recorded (under whichever agreement)."""
+        return activity_id in self._activities
+
     def accepted_for(self, agreement_id: str) -> Decimal:
         """What the agreement has committed: its invoice if accepted, else its debit notes."""
         return self._committed(self._agreement(agreement_id))

@@ -461,6 +461,16 @@ def test_invoice_counts_only_recorded_activities() -> None:
     assert books.decide_invoice(claims_three, at(200)).code is Code.OVERCHARGE
 
 
+def test_has_agreement_and_has_activity_say_what_is_recorded() -> None:
+    books = ledger()
+    assert books.has_agreement("ag")
+    assert not books.has_agreement("ag2")
+    assert books.has_activity("a1")
+    assert not books.has_activity("a2")
+    books.record_activity("ag", "a2", at(5))
+    assert books.has_activity("a2")
+
+
 def test_invoice_naming_another_agreements_activity_is_refused() -> None:
     books = ledger()
     books.record_agreement("ag2", terms(), T0)
