@@ -195,7 +195,9 @@ class ProviderAgent:
             "agreements": len(self._books),
             "activities": len(self._exeunits),
         }
-        tmp = self.state_dir / "status.tmp"
+        # Several loops write it: each through its own temporary file, so that one's rename
+        # never finds the other's already gone (which stopped a provider at 1,000 agreements).
+        tmp = self.state_dir / f"status.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(status))
         tmp.replace(self.state_dir / "status.json")
 
