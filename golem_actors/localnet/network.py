@@ -32,6 +32,7 @@ from golem_actors.localnet.faults import FaultFile, Faults
 from golem_actors.localnet.images import ImageStore, serve_images
 from golem_actors.localnet.node import NodeError, YagnaNode
 from golem_actors.localnet.offer import ProviderSpec
+from golem_actors.localnet.orphans import die_with_parent
 from golem_actors.localnet.provider import ProviderConfig
 
 __all__ = ["LocalNet", "LocalNetError", "ProviderProcess", "default_data_dir", "default_specs"]
@@ -328,6 +329,7 @@ class LocalNet:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl and getppid run there
             )
 
     def _wait_ready(self, provider: ProviderProcess, deadline: float) -> None:

@@ -32,6 +32,8 @@ from typing import Any, Self
 
 import requests
 
+from golem_actors.localnet.orphans import die_with_parent
+
 __all__ = ["NodeError", "NodeIdentity", "YagnaNode", "find_yagna", "free_port"]
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,7 @@ class YagnaNode:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to forward, in order
+                preexec_fn=die_with_parent(signal.SIGINT),  # noqa: PLW1509 - prctl, getppid only
             )
         (self.data_dir / "daemon.pid").write_text(str(self._process.pid))
         try:
