@@ -23,9 +23,16 @@ if TYPE_CHECKING:
     from golem_actors.events import Event, EventBus
     from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
     from golem_actors.golem import Cluster, Golem, GolemError
+    from golem_actors.metrics import Metrics
     from golem_actors.policy.lifecycle import ServiceState
     from golem_actors.policy.payload import VmPayload
-    from golem_actors.policy.restart import RestartType, Strategy, SupervisorPolicy
+    from golem_actors.policy.restart import (
+        Backoff,
+        RestartIntensity,
+        RestartType,
+        Strategy,
+        SupervisorPolicy,
+    )
     from golem_actors.policy.scoring import LeastExpensiveLinearPayu, OfferScorer
     from golem_actors.service import (
         InstanceSnapshot,
@@ -33,6 +40,7 @@ if TYPE_CHECKING:
         ServiceDefinitionError,
         ServiceHandle,
     )
+    from golem_actors.status import StatusServer
     from golem_actors.tasks import (
         Summary,
         Task,
@@ -47,6 +55,10 @@ if TYPE_CHECKING:
 # yagna client must not pay for importing the whole actor runtime.
 _EXPORTS = {
     "ActivityGoneError": "golem_actors.actors.activity",
+    "Backoff": "golem_actors.policy.restart",
+    "Metrics": "golem_actors.metrics",
+    "RestartIntensity": "golem_actors.policy.restart",
+    "StatusServer": "golem_actors.status",
     "BatchResult": "golem_actors.exescript",
     "BatchTimeoutError": "golem_actors.actors.activity",
     "Cluster": "golem_actors.golem",
@@ -91,6 +103,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivityGoneError",
+    "Backoff",
     "BatchResult",
     "BatchTimeoutError",
     "Cluster",
@@ -103,13 +116,16 @@ __all__ = [
     "InstanceSnapshot",
     "InstanceStoppingError",
     "LeastExpensiveLinearPayu",
+    "Metrics",
     "OfferScorer",
+    "RestartIntensity",
     "RestartType",
     "Script",
     "ServiceActor",
     "ServiceDefinitionError",
     "ServiceHandle",
     "ServiceState",
+    "StatusServer",
     "Strategy",
     "Summary",
     "SupervisorPolicy",
