@@ -21,10 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
-from golem_actors.policy.journal import AgreementStatus
+from golem_actors.events import DebitNoteAccepted
+from golem_actors.policy.journal import AgreementStatus, DocStatus
 from golem_actors.policy.negotiation import agreed_terms
 from golem_actors.policy.payments import DebitNoteIn, InvoiceIn, PaymentLedger, Terms
 from golem_actors.recovery import unknown_activity_starts, why_not_ours
@@ -32,7 +34,15 @@ from golem_actors.yagna import YagnaClient
 from golem_actors.yagna.errors import YagnaNotFoundError
 from golem_actors.yagna.models import Agreement, Allocation, DebitNote, Invoice
 
-__all__ = ["Check", "PaymentChecks", "Verified", "doc_id", "terms_of", "verify_agreement"]
+__all__ = [
+    "Check",
+    "NoteSender",
+    "PaymentChecks",
+    "Verified",
+    "doc_id",
+    "terms_of",
+    "verify_agreement",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +105,13 @@ class _Recheck:
     attempt: int
 
 
+@dataclass(frozen=True)
+class _ResendNote:
+    note: DebitNoteIn
+    amount: Decimal
+    attempt: int
+
+
 _RECHECKS = 8  # about a minute of asking yagna whether an accept arrived
 _ACCEPT_TRIES = 5  # accepts of one document that yagna answered with an error
 _ACCEPTED = frozenset({"ACCEPTED", "SETTLED"})
@@ -118,6 +135,8 @@ class PaymentChecks(RuntimeActor):
     since: dt.datetime
     _busy: bool  # a decision (or a check it waits on) is in flight
     _tries: dict[str, int]  # accept attempts per document
+    _notes_in_flight: dict[str, DebitNoteIn]  # activity id -> its note being sent
+    _held_notes: dict[str, list[DebitNote]]  # activity id -> notes waiting for that one
 
     def checked(self, check: Check, *, found: bool, why: str) -> None:
         """yagna answered ``check``: the agreement is recorded (``found``) or not ours (``why``)."""
@@ -130,6 +149,9 @@ class PaymentChecks(RuntimeActor):
         raise NotImplementedError
 
     def _next(self) -> None:
+        raise NotImplementedError
+
+    def _journal(self, document: DebitNoteIn | InvoiceIn, status: DocStatus) -> None:
         raise NotImplementedError
 
     # -- is it ours ---------------------------------------------------------------------------
@@ -252,3 +274,65 @@ def doc_id(document: DebitNoteIn | InvoiceIn) -> str:
     if isinstance(document, DebitNoteIn):
         return f"debit note {document.debit_note_id}"
     return f"invoice {document.invoice_id}"
+
+
+class NoteSender(PaymentChecks):
+    """Debit-note accepts sent without waiting for the answer (one per activity at a time).
+
+    The note is already recorded as accepted in the books; if its accept fails, yagna is asked
+    whether it arrived, and it is sent again a few times. A note given up on stays recorded (it
+    only overstates what is committed) and the activity's next note supersedes it.
+    """
+
+    def _send_note(self, note: DebitNoteIn, amount: Decimal, attempt: int = 1) -> None:
+        self.io(
+            ("note_sent", note, amount, attempt),
+            self.rt.client.payment.accept_debit_note,
+            note.debit_note_id,
+            amount,
+            self.allocation.allocation_id,
+        )
+
+    def io_note_sent(self, result: IoResult) -> None:
+        _, note, amount, attempt = result.tag
+        if result.ok:
+            self._note_done(note, accepted=True)
+            return
+        log.warning("accepting %s failed: %s; checking with yagna", doc_id(note), result.error)
+        self.io(
+            ("note_rechecked", note, amount, attempt),
+            self.rt.client.payment.get_debit_note,
+            note.debit_note_id,
+        )
+
+    def io_note_rechecked(self, result: IoResult) -> None:
+        _, note, amount, attempt = result.tag
+        status = result.value.status if result.ok else None
+        if status in _ACCEPTED:
+            self._note_done(note, accepted=True)  # it arrived before the answer was lost
+        elif attempt < _ACCEPT_TRIES and status in (None, "RECEIVED"):
+            delay = min(10.0, 2.0**attempt)
+            key = f"note:{note.activity_id}"
+            self.after(delay, _ResendNote(note, amount, attempt + 1), key=key)
+        else:
+            log.error("%s is %s in yagna; giving up on it", doc_id(note), status or "unknown")
+            self._note_done(note, accepted=False)
+
+    @handles(_ResendNote)
+    def on_resend_note(self, message: _ResendNote) -> None:
+        self._send_note(message.note, message.amount, message.attempt)
+
+    def _note_done(self, note: DebitNoteIn, *, accepted: bool) -> None:
+        self._notes_in_flight.pop(note.activity_id, None)
+        if accepted:
+            self._journal(note, DocStatus.ACCEPTED)
+            self.rt.emit(
+                DebitNoteAccepted(
+                    debit_note_id=note.debit_note_id,
+                    agreement_id=note.agreement_id,
+                    amount=note.amount,
+                )
+            )
+        for held in self._held_notes.pop(note.activity_id, []):
+            self._enqueue(held)
+        self._next()
