@@ -20,10 +20,11 @@ import pykka
 from golem_actors.actors.dispatcher import RunOptions, StopRun, TaskDispatcher
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.taskworker import WorkerConfig
+from golem_actors.events import TaskFinished
 from golem_actors.policy.tasks import TaskPolicy
 from golem_actors.progress import ProgressBar
 from golem_actors.storage.http import Storage
-from golem_actors.tasks import Task, TaskDefinitionError, TaskRun, Worker
+from golem_actors.tasks import Task, TaskDefinitionError, TaskResult, TaskRun, Worker
 
 __all__ = ["start_task_run"]
 
@@ -132,6 +133,11 @@ def start_task_run(
 
     run = TaskRun(checked, stop)
     rt.events.subscribe(run.stats)
+    todo = _report_recorded(rt, run, checked)
+    if not todo:
+        run.finished.set()
+        run.results.put(TaskRun._END)  # noqa: SLF001 - the run's own end marker
+        return run
     show = sys.stderr.isatty() if progress is None else progress
     bar = ProgressBar(run, sys.stderr) if show else None
     config = WorkerConfig(
@@ -150,9 +156,36 @@ def start_task_run(
         policy=policy,
         batch_size=batch_size,
     )
-    run_holder.append(
-        TaskDispatcher.start(rt, tasks=checked, config=config, options=options, run=run)
-    )
+    run_holder.append(TaskDispatcher.start(rt, tasks=todo, config=config, options=options, run=run))
     if bar is not None:
         bar.start()
     return run
+
+
+def _report_recorded(rt: Runtime, run: TaskRun, tasks: list[Task]) -> list[Task]:
+    """Report at once the tasks this run's journal says are done; return the others.
+
+    A resumed run (same journal) so never does a task twice; its result is the recorded one
+    (output files fetched before the crash are where the task's code put them).
+    """
+    recorded = rt.journal.completed_tasks() if rt.journal is not None else {}
+    todo = []
+    for task in tasks:
+        if task.id not in recorded:
+            todo.append(task)
+            continue
+        rt.emit(TaskFinished(task_id=task.id, ok=True, attempts=0, provider_id=None, seconds=0.0))
+        run.results.put(
+            TaskResult(
+                task=task,
+                ok=True,
+                result=recorded[task.id],
+                error=None,
+                attempts=0,
+                provider_id=None,
+                provider_name=None,
+                files={},
+                seconds=0.0,
+            )
+        )
+    return todo

@@ -415,6 +415,8 @@ class TaskDispatcher(RuntimeActor):
                 error=None if error is None else str(error)[:300],
             )
         )
+        if ok and self.rt.journal is not None:
+            self._journal_result(task.id, report.result if report else None)
         self.run.results.put(
             TaskResult(
                 task=task,
@@ -431,6 +433,16 @@ class TaskDispatcher(RuntimeActor):
         if self.book.finished:
             for name in list(self._workers):
                 self._retire(name, "all tasks are done", fault=False)
+
+    def _journal_result(self, task_id: str, result: Any) -> None:
+        """Fsynced before the result is reported: a resumed run does not do the task again."""
+        assert self.rt.journal is not None
+        try:
+            self.rt.journal.task_done(task_id, result)
+        except (TypeError, ValueError, OverflowError) as exc:  # not msgpack-able
+            log.warning(
+                "task %s: its result cannot be journaled (%s); a resume redoes it", task_id, exc
+            )
 
     def _check_done(self) -> None:
         finished = self.book.finished or self._stopping is not None

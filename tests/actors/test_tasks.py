@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pykka
 import pytest
@@ -264,3 +265,27 @@ def test_an_overcharging_provider_is_banned_and_not_paid(localnet: LocalNet) -> 
     greedy_agreements = {e.agreement_id for e in approvals if e.provider_name == greedy}
     paid = {e.agreement_id for e in s.of(InvoiceAccepted)}  # type: ignore[attr-defined]
     assert not greedy_agreements & paid  # its overcharged invoice was refused
+
+
+def test_a_resumed_run_does_not_redo_tasks_its_journal_recorded(
+    localnet: LocalNet, tmp_path: Path
+) -> None:
+    tasks = squares(6)
+    first = Session(localnet, journal=tmp_path)
+    try:
+        results = collect(first.golem.execute_tasks(tasks[:4], max_workers=2), tasks[:4])
+    finally:
+        first.golem.stop()
+    assert {r.task.id: r.result for r in results.values()} == {f"task-{i}": i * i for i in range(4)}
+
+    second = Session(localnet, journal=tmp_path)  # the same run directory: resumed
+    try:
+        assert second.golem.completed_tasks() == {f"task-{i}": i * i for i in range(4)}
+        results = collect(second.golem.execute_tasks(tasks, max_workers=2), tasks)
+    finally:
+        second.golem.stop()
+    assert {r.task.id: r.result for r in results.values()} == {f"task-{i}": i * i for i in range(6)}
+    redone = {e.task_id for e in second.of(TaskStarted)}  # type: ignore[attr-defined]
+    assert redone == {"task-4", "task-5"}  # only the two without a recorded result ran
+    assert all(results[f"task-{i}"].attempts == 0 for i in range(4))
+    check_books(second)
