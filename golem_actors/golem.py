@@ -22,7 +22,6 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Self
@@ -31,29 +30,37 @@ import pykka
 
 from golem_actors.actors.agreement import AgreementEventsActor
 from golem_actors.actors.instance import InstanceConfig
-from golem_actors.actors.market import MarketActor, PublishDemand
-from golem_actors.actors.payments import GetTotals, PaymentActor, Settle
-from golem_actors.actors.runtime import Runtime
-from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopCluster, StopOne
-from golem_actors.journal import Journal, JournalError
-from golem_actors.policy.demand import DemandSpec, build_demand
-from golem_actors.policy.lifecycle import ServiceState
-from golem_actors.policy.negotiation import (
-    CounterRejectedError,
-    check_provider_counter,
-    counter_properties,
+from golem_actors.actors.market import MarketActor
+from golem_actors.actors.payment_messages import (
+    AgreementClosed,
+    GetTotals,
+    RegisterAgreement,
+    Settle,
 )
+from golem_actors.actors.payments import PaymentActor
+from golem_actors.actors.runtime import Runtime
+from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
+from golem_actors.cluster import Cluster
+from golem_actors.journal import Journal, JournalError
+from golem_actors.policy.decisions import Totals
+from golem_actors.policy.demand import DemandSpec
 from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
-from golem_actors.policy.payments import Totals
 from golem_actors.policy.restart import RestartType, SupervisorPolicy
 from golem_actors.policy.scoring import OfferScorer, default_scorer
-from golem_actors.recovery import Recovered, end_open_agreements, recover, spent_before
+from golem_actors.recovery import (
+    Recovered,
+    RecoveryError,
+    end_open_agreements,
+    recover,
+    spent_before,
+)
 from golem_actors.service import InstanceSnapshot, ServiceActor, ServiceHandle
+from golem_actors.session_market import publish_demand
 from golem_actors.storage.http import HttpStorage
 from golem_actors.taskrun import start_task_run
 from golem_actors.tasks import Task, TaskRun, Worker
 from golem_actors.yagna import ApiConfig, YagnaClient, YagnaError
-from golem_actors.yagna.models import Allocation
+from golem_actors.yagna.models import Agreement, Allocation
 
 __all__ = ["Cluster", "Golem", "GolemError"]
 
@@ -82,45 +89,37 @@ def _budget(value: Decimal | str | float) -> Decimal:
     return amount
 
 
-@dataclass
-class Cluster:
-    """N instances of one service under one supervisor; handles survive restarts."""
-
-    name: str
-    handles: list[ServiceHandle]
-    supervisor: pykka.ActorRef[Any]
-    state: ClusterState
-
-    @property
-    def escalated(self) -> str | None:
-        return self.state.escalated
-
-    def snapshots(self) -> list[InstanceSnapshot]:
-        return [handle.snapshot() for handle in self.handles]
-
-    def wait_running(self, timeout: float) -> bool:
-        """True once every instance is running (False on timeout or escalation)."""
-        deadline = time.monotonic() + timeout
-        for handle in self.handles:
-            left = deadline - time.monotonic()
-            if left <= 0 or not handle.wait_for(ServiceState.RUNNING, timeout=left):
-                return False
-            if self.state.escalated:
-                return False
-        return True
-
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop every instance (terminating its agreement), then the supervisor itself."""
-        future: Future[None] = Future()
-        try:
-            self.supervisor.tell(StopCluster(future))
-            future.result(timeout)
-        except (pykka.ActorDeadError, FutureTimeoutError):
-            log.warning("cluster %s did not stop within %.0f s", self.name, timeout)
-        try:
-            self.supervisor.stop(timeout=ASK_TIMEOUT)
-        except pykka.Timeout:
-            log.warning("the supervisor of %s did not stop in time", self.name)
+def _check_settings(
+    *,
+    subnet: str,
+    payment_platform: str,
+    expiration: dt.timedelta,
+    debit_note_interval_s: int,
+    scorer: OfferScorer | None,
+    settle_timeout_s: float,
+) -> None:
+    """The session's own settings, checked when it is made: a bad subnet or platform would
+    otherwise surface only at the first ``run_service``, after the budget was reserved."""
+    try:
+        DemandSpec(
+            VmPayload(),
+            subnet=subnet,
+            expiration=expiration,
+            payment_platform=payment_platform,
+            debit_note_interval_s=debit_note_interval_s,
+        )
+    except ValueError as exc:
+        raise GolemError(str(exc)) from None
+    if scorer is not None and not callable(getattr(scorer, "score", None)):
+        raise GolemError(f"scorer must have a score(offer_properties, provider_id), got {scorer!r}")
+    if (
+        isinstance(settle_timeout_s, bool)
+        or not isinstance(settle_timeout_s, int | float)
+        or not (math.isfinite(settle_timeout_s) and settle_timeout_s >= 0)
+    ):
+        raise GolemError(
+            f"settle_timeout_s must be a number of seconds >= 0, got {settle_timeout_s!r}"
+        )
 
 
 class Golem:
@@ -142,6 +141,14 @@ class Golem:
     ) -> None:
         self.config = config or ApiConfig.from_env()
         self.budget = _budget(budget)
+        _check_settings(
+            subnet=subnet,
+            payment_platform=payment_platform,
+            expiration=expiration,
+            debit_note_interval_s=debit_note_interval_s,
+            scorer=scorer,
+            settle_timeout_s=settle_timeout_s,
+        )
         self.payment_platform = payment_platform
         self.subnet = subnet
         self.scorer = scorer or default_scorer()
@@ -205,9 +212,15 @@ class Golem:
                 raise GolemError(f"yagna at {self.config.api_url} is not usable: {exc}") from exc
             if journal is not None and journal.resumed:
                 journal.reopen()
-                self.recovered = recover(client, journal)
-            self.allocation = self._allocation(client)
-            decoration = client.payment.demand_decorations([self.allocation.allocation_id])
+                try:
+                    self.recovered = recover(client, journal)
+                except RecoveryError as exc:
+                    raise GolemError(f"recovering the run failed, start again: {exc}") from exc
+            try:
+                self.allocation = self._allocation(client)
+                decoration = client.payment.demand_decorations([self.allocation.allocation_id])
+            except YagnaError as exc:  # nothing committed yet: the caller may simply retry
+                raise GolemError(f"reserving the budget in yagna failed: {exc}") from exc
             self._decoration = (decoration.property_dict(), list(decoration.constraints))
         self.rt = Runtime(self.config, journal=journal)
         self._storage = HttpStorage()
@@ -319,26 +332,14 @@ class Golem:
             payment_platform=self.payment_platform,
             debit_note_interval_s=self.debit_note_interval_s,
         )
-        demand = build_demand(
+        return publish_demand(
+            self._refs["market"],
+            name,
             spec,
-            now=dt.datetime.now(dt.UTC),
-            decoration_properties=self._decoration[0],
-            decoration_constraints=self._decoration[1],
+            self._decoration,
+            scorer=self.scorer,
             image_resolver=self.image_resolver,
         )
-        fingerprint = (demand.constraints, tuple(sorted(map(str, demand.properties.items()))))
-        key = f"{name}:{hash(fingerprint)}"
-        self._refs["market"].tell(
-            PublishDemand(
-                key,
-                demand.properties,
-                demand.constraints,
-                self._score,
-                self._counter(demand.properties),
-                self._check,
-            )
-        )
-        return key
 
     def execute_tasks(
         self,
@@ -373,36 +374,25 @@ class Golem:
         self.task_runs.append(run)
         return run
 
-    def _score(self, props: Mapping[str, Any], provider_id: str) -> float | str:
-        score = self.scorer.score(props, provider_id)
-        return score.value if score.value is not None else score.reason
-
-    def _counter(self, demand_props: Mapping[str, Any]) -> Any:
-        platform = self.payment_platform
-
-        def counter(offer_props: Mapping[str, Any]) -> dict[str, Any] | str:
-            try:
-                return counter_properties(demand_props, offer_props, payment_platform=platform)
-            except CounterRejectedError as exc:
-                return str(exc)
-
-        return counter
-
-    @staticmethod
-    def _check(
-        ours: Mapping[str, Any], theirs: Mapping[str, Any], offer: Mapping[str, Any]
-    ) -> str | None:
-        return check_provider_counter(ours, theirs, offer_props=offer)
-
     def stop(self) -> Totals | None:
         """Stop every cluster, settle every invoice (bounded), release the budget, stop all."""
         if self.rt is None:
             return None
         running: list[TaskRun | Cluster] = [*self.task_runs, *self.clusters]
+        began = time.monotonic()
         for each in running:  # task runs first: their workers end before the clusters'
             each.stop()
+        stopped = time.monotonic()
         self._sweep(self.rt)
+        swept = time.monotonic()
         self.final_totals = self._settle()
+        # Where a slow stop spends its time (each phase is bounded; this says which one ran long).
+        log.info(
+            "stopping: work %.1f s, agreement sweep %.1f s, settling invoices %.1f s",
+            stopped - began,
+            swept - stopped,
+            time.monotonic() - swept,
+        )
         for name in ("market", "events", "payments"):
             ref = self._refs.pop(name, None)
             if ref is not None:
@@ -433,11 +423,22 @@ class Golem:
         to an API fault, a negotiation cut short) is ended now, not left billing."""
         if self.journal is None:
             return
-        swept, problems = end_open_agreements(rt.client, self.journal)
+        billable: list[Agreement] = []
+        swept, problems = end_open_agreements(rt.client, self.journal, billable=billable)
         for problem in problems:
             log.warning("%s", problem)
         if swept:
             log.warning("ended %d agreement(s) left open: %s", len(swept), ", ".join(swept))
+        payments = self._refs.get("payments")
+        if payments is None:
+            return
+        # Every agreement the provider approved can invoice, even one the runtime gave up on
+        # while it was being made: the books learn of it (a no-op for those they know), so
+        # settling waits for its invoice and accepts it once. An unknown one is bounded as
+        # ending now, which is later than it did: never an honest bill refused.
+        for agreement in billable:
+            payments.tell(RegisterAgreement(agreement))
+            payments.tell(AgreementClosed(agreement.agreement_id))
 
     def _settle(self) -> Totals | None:
         """Wait (bounded) until every ended agreement's invoice is accepted."""

@@ -16,19 +16,26 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
+import time
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
 from golem_actors.journal import Journal
+from golem_actors.policy.decisions import Code, DebitNoteIn, InvoiceIn
 from golem_actors.policy.journal import AgreementStatus, DocStatus
-from golem_actors.policy.payments import DebitNoteIn, InvoiceIn, PaymentLedger, Terms
+from golem_actors.policy.payments import PaymentLedger
+from golem_actors.policy.terms import Terms
 from golem_actors.yagna import YagnaClient, YagnaError, YagnaGoneError
+from golem_actors.yagna.errors import YagnaNotFoundError
 from golem_actors.yagna.models import Agreement, DebitNote, Invoice
 
 __all__ = [
     "Recovered",
+    "RecoveryError",
     "end_open_agreements",
     "recover",
     "seed_ledger",
@@ -38,6 +45,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Agreement states that can still bill (or become billable): these get terminated.
 _LIVE = frozenset({"Approved", "Pending"})
@@ -51,6 +60,7 @@ class Recovered:
     activities: dict[str, tuple[str, dt.datetime]] = field(default_factory=dict)  # id -> agr, at
     accepted_notes: list[DebitNote] = field(default_factory=list)
     accepted_invoices: list[Invoice] = field(default_factory=list)
+    rejected_invoices: list[Invoice] = field(default_factory=list)  # refused before the crash
     pending: list[DebitNote | Invoice] = field(default_factory=list)  # RECEIVED: to decide
     terminated: list[str] = field(default_factory=list)  # ended by this recovery
     problems: list[str] = field(default_factory=list)
@@ -62,17 +72,21 @@ def end_open_agreements(
     *,
     reason: str = "requestor recovered: no longer needed",
     approval_wait_s: float = 5.0,
+    billable: list[Agreement] | None = None,
 ) -> tuple[list[str], list[str]]:
     """Terminate every agreement of this run yagna still has live; returns (ended, problems).
 
     Used at recovery and as the last sweep of a clean stop (a terminate lost to an API fault
-    leaves nothing behind either way).
+    leaves nothing behind either way). ``billable``, if given, collects every agreement of the
+    run that yagna says was approved: each may send an invoice, even one the runtime lost track
+    of (a negotiation given up on our side while the provider approved).
     """
     ended: list[str] = []
     problems: list[str] = []
     for agreement_id in _our_agreements(client, journal, problems):
         try:
-            state = client.market.get_agreement(agreement_id).state
+            agreement = client.market.get_agreement(agreement_id)
+            state = agreement.state
             if state == "Pending":  # confirmed before the crash: the provider may approve yet
                 try:
                     client.market.wait_for_approval(agreement_id, timeout=approval_wait_s)
@@ -80,6 +94,9 @@ def end_open_agreements(
                     state = client.market.get_agreement(agreement_id).state
                 else:
                     state = "Approved"
+                    agreement = client.market.get_agreement(agreement_id)  # with its approval
+            if billable is not None and agreement.approved_date is not None:
+                billable.append(agreement)
             if state in _LIVE:
                 _terminate(client, agreement_id, reason)
                 ended.append(agreement_id)
@@ -96,11 +113,13 @@ def recover(client: YagnaClient, journal: Journal) -> Recovered:
     out.terminated, out.problems = end_open_agreements(client, journal)
     state = journal.state
     ours: dict[str, Agreement] = {}
-    for agreement_id in _our_agreements(client, journal, out.problems):
+    for agreement_id in _our_agreements(client, journal, None):
         try:
-            agreement = client.market.get_agreement(agreement_id)
-        except YagnaError as exc:
-            out.problems.append(f"reading agreement {agreement_id}: {exc}")
+            agreement = _asked(
+                functools.partial(client.market.get_agreement, agreement_id),
+                f"reading agreement {agreement_id}",
+            )
+        except YagnaNotFoundError:  # yagna never made it: nothing to end or pay
             continue
         if agreement.approved_date is not None or agreement.state == "Terminated":
             ours[agreement_id] = agreement
@@ -108,12 +127,10 @@ def recover(client: YagnaClient, journal: Journal) -> Recovered:
     for act in state.activities.values():
         if act.agreement_id in ours:
             out.activities[act.activity_id] = (act.agreement_id, act.requested_at)
-    try:
-        notes = [n for n in client.payment.debit_notes() if n.agreement_id in ours]
-        invoices = [i for i in client.payment.invoices() if i.agreement_id in ours]
-    except YagnaError as exc:
-        out.problems.append(f"listing debit notes and invoices: {exc}")
-        return out
+    listed_notes = _asked(client.payment.debit_notes, "listing debit notes")
+    listed_invoices = _asked(client.payment.invoices, "listing invoices")
+    notes = [n for n in listed_notes if n.agreement_id in ours]
+    invoices = [i for i in listed_invoices if i.agreement_id in ours]
     _bound_unknown_activities(out, ours, notes, invoices)
     _sort_documents(out, journal, notes, invoices)
     for problem in out.problems:
@@ -198,6 +215,8 @@ def _sort_documents(
             )
         elif invoice.status == "RECEIVED":
             out.pending.append(invoice)
+        elif invoice.status == "REJECTED":
+            out.rejected_invoices.append(invoice)
 
 
 def seed_ledger(
@@ -242,6 +261,15 @@ def seed_ledger(
             ledger.record_invoice_accepted(doc)
         except (KeyError, ValueError) as exc:
             problems.append(f"invoice {invoice.invoice_id}: {exc}")
+    for invoice in recovered.rejected_invoices:
+        # Refused before the crash: settling must not wait for it as if it were still to come.
+        # The crashed session's reason is not kept; refusals of a provider's invoice are
+        # overcharges in practice (the others are for agreements that are not ours).
+        doc = InvoiceIn(
+            invoice.invoice_id, invoice.agreement_id, invoice.amount, invoice.activity_ids
+        )
+        ledger.record_invoice_received(doc)
+        ledger.record_invoice_refused(doc, Code.OVERCHARGE)
     return problems
 
 
@@ -258,13 +286,42 @@ def spent_before(recovered: Recovered) -> Decimal:
     return sum(paid.values(), Decimal(0)) + sum(notes.values(), Decimal(0))
 
 
-def _our_agreements(client: YagnaClient, journal: Journal, problems: list[str]) -> list[str]:
+class RecoveryError(RuntimeError):
+    """yagna did not tell what the crashed run left (asked a few times): nothing was decided
+    blind. Starting again asks again; what was already ended or paid is not done twice."""
+
+
+def _asked(call: Callable[[], T], what: str, *, tries: int = 4) -> T:
+    """A read recovery cannot do without, asked again on a failed answer (about 3 s in all):
+    going on without it would leave the crashed run's invoices undecided and its spending
+    unknown to the budget."""
+    for attempt in range(1, tries + 1):
+        try:
+            return call()
+        except YagnaNotFoundError:
+            raise  # a definite answer
+        except YagnaError as exc:
+            if attempt == tries:
+                raise RecoveryError(f"{what}: {exc}") from exc
+            time.sleep(0.4 * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
+def _our_agreements(client: YagnaClient, journal: Journal, problems: list[str] | None) -> list[str]:
+    """The journal's agreements and yagna's of the run's app session (``problems`` None: a
+    failed listing raises ``RecoveryError``, else it is noted and the journal's are used)."""
     ids = dict.fromkeys(journal.state.agreements)
     try:
-        for entry in client.market.agreements(app_session_id=journal.state.run_id):
+        listed = _asked(
+            lambda: client.market.agreements(app_session_id=journal.state.run_id),
+            "listing the run's agreements",
+        )
+        for entry in listed:
             ids.setdefault(str(entry["id"]), None)
-    except (YagnaError, KeyError, TypeError) as exc:
-        problems.append(f"listing the run's agreements: {exc}")
+    except (RecoveryError, KeyError, TypeError) as exc:
+        if problems is None:
+            raise RecoveryError(str(exc)) from exc
+        problems.append(str(exc))
     return list(ids)
 
 

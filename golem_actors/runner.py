@@ -13,6 +13,7 @@ import datetime as dt
 import importlib.util
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -26,7 +27,7 @@ from golem_actors.golem import JOURNAL_NAME, Golem, GolemError
 from golem_actors.localnet.network import default_data_dir
 from golem_actors.localnet.session import localnet_endpoint
 from golem_actors.metrics import DEFAULT_NAMESPACE, Metrics
-from golem_actors.policy.payments import Totals
+from golem_actors.policy.decisions import Totals
 from golem_actors.policy.restart import RestartIntensity, RestartType, SupervisorPolicy
 from golem_actors.service import InstanceSnapshot, ServiceActor
 from golem_actors.status import StatusServer
@@ -59,7 +60,7 @@ def add_parser(commands: Any) -> None:
         "--yagna", metavar="URL", help="use this yagna (and YAGNA_APPKEY), not localnet"
     )
     run_.add_argument("--payment-platform", default="erc20-holesky-tglm")
-    run_.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    run_.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
     run_.add_argument(
         "--metrics-port",
         type=_port,
@@ -131,6 +132,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
     if not 0 <= value <= 65535:  # noqa: PLR2004
         raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
 
 

@@ -49,7 +49,11 @@ from golem_actors.actors.market import (
     ReleaseProvider,
     RequestProposal,
 )
-from golem_actors.actors.payments import AgreementClosed, RegisterActivity, RegisterAgreement
+from golem_actors.actors.payment_messages import (
+    AgreementClosed,
+    RegisterActivity,
+    RegisterAgreement,
+)
 from golem_actors.actors.runtime import Runtime
 from golem_actors.storage.http import Storage
 

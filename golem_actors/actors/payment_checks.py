@@ -23,12 +23,14 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
+from golem_actors.actors import payment_docs
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
-from golem_actors.events import DebitNoteAccepted
+from golem_actors.policy.decisions import DebitNoteIn, InvoiceIn
 from golem_actors.policy.journal import AgreementStatus, DocStatus
 from golem_actors.policy.negotiation import agreed_terms
-from golem_actors.policy.payments import DebitNoteIn, InvoiceIn, PaymentLedger, Terms
+from golem_actors.policy.payments import PaymentLedger
+from golem_actors.policy.terms import Terms
 from golem_actors.recovery import unknown_activity_starts, why_not_ours
 from golem_actors.yagna import YagnaClient
 from golem_actors.yagna.errors import YagnaNotFoundError
@@ -326,13 +328,7 @@ class NoteSender(PaymentChecks):
         self._notes_in_flight.pop(note.activity_id, None)
         if accepted:
             self._journal(note, DocStatus.ACCEPTED)
-            self.rt.emit(
-                DebitNoteAccepted(
-                    debit_note_id=note.debit_note_id,
-                    agreement_id=note.agreement_id,
-                    amount=note.amount,
-                )
-            )
+            self.rt.emit(payment_docs.accepted(note))
         for held in self._held_notes.pop(note.activity_id, []):
             self._enqueue(held)
         self._next()

@@ -26,72 +26,40 @@ from typing import Any
 from golem_actors.actors.base import handles
 from golem_actors.actors.io import IoResult
 from golem_actors.actors.payment_checks import Check, NoteSender, doc_id, terms_of
-from golem_actors.actors.runtime import Runtime
-from golem_actors.events import (
-    DebitNoteAccepted,
-    DebitNoteReceived,
-    DebitNoteRefused,
-    InvoiceAccepted,
-    InvoiceReceived,
-    InvoiceRefused,
+from golem_actors.actors.payment_docs import (
+    accepted,
+    invoice_in,
+    note_in,
+    received,
+    refused,
+    yagna_id,
 )
-from golem_actors.policy.journal import AgreementStatus, DocStatus
-from golem_actors.policy.payments import (
+from golem_actors.actors.payment_messages import (
+    AgreementClosed,
+    GetTotals,
+    RegisterActivity,
+    RegisterAgreement,
+    Settle,
+)
+from golem_actors.actors.runtime import Runtime
+from golem_actors.policy.decisions import (
     Code,
     DebitNoteIn,
     Decision,
     InvoiceIn,
     InvoiceState,
-    PaymentLedger,
     Totals,
-    parse_usage,
 )
+from golem_actors.policy.journal import AgreementStatus, DocStatus
+from golem_actors.policy.payments import PaymentLedger
 from golem_actors.recovery import Recovered, seed_ledger
-from golem_actors.yagna.models import Agreement, Allocation, DebitNote, Invoice
+from golem_actors.yagna.models import Allocation, DebitNote, Invoice
 
-__all__ = [
-    "AgreementClosed",
-    "GetTotals",
-    "PaymentActor",
-    "RegisterActivity",
-    "RegisterAgreement",
-    "Settle",
-    "terms_of",
-]
+__all__ = ["PaymentActor", "terms_of"]
 
 log = logging.getLogger(__name__)
 
 _FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
-
-
-@dataclass(frozen=True)
-class RegisterAgreement:
-    agreement: Agreement
-
-
-@dataclass(frozen=True)
-class RegisterActivity:
-    agreement_id: str
-    activity_id: str
-    requested_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class AgreementClosed:
-    agreement_id: str
-    expect_invoice: bool = True  # False when the provider failed: settling does not wait for it
-
-
-@dataclass(frozen=True)
-class Settle:
-    """Resolve ``future`` with the totals once every ended agreement's invoice is accepted."""
-
-    future: Future[Totals]
-
-
-@dataclass(frozen=True)
-class GetTotals:
-    pass
 
 
 @dataclass(frozen=True)
@@ -148,7 +116,7 @@ class PaymentActor(NoteSender):
             for problem in seed_ledger(self.ledger, self._recovered, now, terms_of):
                 log.warning("recovered books: %s", problem)
             for document in self._recovered.pending:
-                self._seen.add(_yagna_id(document))
+                self._seen.add(yagna_id(document))
                 self._enqueue(document)
             self._recovered = None
         self.actor_ref.tell(_Poll("debit_note"))
@@ -288,45 +256,19 @@ class PaymentActor(NoteSender):
         if self._names_unknown_activity(document):
             # Ask yagna before refusing; still busy, so nothing else is decided meanwhile.
             self._busy = True
-            self._checked_docs.add(_yagna_id(document))
+            self._checked_docs.add(yagna_id(document))
             self.actor_ref.tell(Check(document.agreement_id, document))
             return
         now = dt.datetime.now(dt.UTC)
         if isinstance(document, DebitNote):
-            note = DebitNoteIn(
-                document.debit_note_id,
-                document.agreement_id,
-                document.activity_id,
-                document.total_amount_due,
-                document.timestamp or now,
-                usage=parse_usage(document.usage_counter_vector),
-                payable=document.payment_due_date is not None,
-            )
-            self.rt.emit(
-                DebitNoteReceived(
-                    debit_note_id=note.debit_note_id,
-                    agreement_id=note.agreement_id,
-                    activity_id=note.activity_id,
-                    amount=note.amount,
-                )
-            )
+            note = note_in(document, now)
+            self.rt.emit(received(note))
             decision = self.ledger.decide_debit_note(note, now)
             self._apply(note, decision)
         else:
-            invoice = InvoiceIn(
-                document.invoice_id,
-                document.agreement_id,
-                document.amount,
-                tuple(document.activity_ids),
-            )
+            invoice = invoice_in(document)
             self.ledger.record_invoice_received(invoice)
-            self.rt.emit(
-                InvoiceReceived(
-                    invoice_id=invoice.invoice_id,
-                    agreement_id=invoice.agreement_id,
-                    amount=invoice.amount,
-                )
-            )
+            self.rt.emit(received(invoice))
             self._apply(invoice, self.ledger.decide_invoice(invoice, now))
 
     def _apply(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
@@ -359,45 +301,20 @@ class PaymentActor(NoteSender):
         self._journal(document, DocStatus.ACCEPTED)
         if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_accepted(document)
-            self.rt.emit(
-                DebitNoteAccepted(
-                    debit_note_id=document.debit_note_id,
-                    agreement_id=document.agreement_id,
-                    amount=document.amount,
-                )
-            )
         else:
             self.ledger.record_invoice_accepted(document)
-            self.rt.emit(
-                InvoiceAccepted(
-                    invoice_id=document.invoice_id,
-                    agreement_id=document.agreement_id,
-                    amount=document.amount,
-                )
-            )
+        self.rt.emit(accepted(document))
         self._next()
 
     def _refuse(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
         log.warning("refusing %s: %s", doc_id(document), decision.reason)
         if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_refused(document, decision.code)
-            self.rt.emit(
-                DebitNoteRefused(
-                    debit_note_id=document.debit_note_id,
-                    agreement_id=document.agreement_id,
-                    reason=decision.reason,
-                )
-            )
+            self.rt.emit(refused(document, decision.reason))
         else:
             self.ledger.record_invoice_refused(document, decision.code)
             self._journal(document, DocStatus.REFUSED)
-            self.rt.emit(
-                InvoiceRefused(
-                    invoice_id=document.invoice_id,
-                    agreement_id=document.agreement_id,
-                    reason=decision.reason,
-                )
-            )
+            self.rt.emit(refused(document, decision.reason))
             self.io(
                 "rejected",
                 self.rt.client.payment.reject_invoice,
@@ -424,7 +341,7 @@ class PaymentActor(NoteSender):
         self._checking.discard(check.agreement_id)
         for document in self._early.pop(check.agreement_id, []):
             if found:
-                self._checked_docs.add(_yagna_id(document))
+                self._checked_docs.add(yagna_id(document))
                 self._enqueue(document)
             else:
                 log.warning(
@@ -435,7 +352,7 @@ class PaymentActor(NoteSender):
                 )
 
     def _names_unknown_activity(self, document: DebitNote | Invoice) -> bool:
-        if _yagna_id(document) in self._checked_docs:
+        if yagna_id(document) in self._checked_docs:
             return False
         if isinstance(document, DebitNote):
             return not self.ledger.has_activity(document.activity_id)
@@ -458,7 +375,3 @@ class PaymentActor(NoteSender):
 
     def spent(self) -> Decimal:
         return self.ledger.spent()
-
-
-def _yagna_id(document: DebitNote | Invoice) -> str:
-    return document.debit_note_id if isinstance(document, DebitNote) else document.invoice_id
