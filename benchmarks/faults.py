@@ -30,10 +30,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from benchmarks.faults_app import TASKS, Sleeper, read_results, start_tasks
 from golem_actors.golem import Golem, GolemError
-from golem_actors.journal import Journal
+from golem_actors.journal import Journal, scan
 from golem_actors.localnet.apifaults import ApiFaultProxy, FaultPlan
 from golem_actors.localnet.network import LocalNet
+from golem_actors.tasks import TaskResult
 from golem_actors.yagna import ApiConfig, YagnaClient
 
 APP = Path(__file__).with_name("faults_app.py")
@@ -56,6 +58,7 @@ class Round:
     api_rate: float
     provider_fault: str
     killed_at: float | None
+    mode: str = "cli"  # what the killed run was: the CLI (a service) or the API (+ tasks)
     figures: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds
@@ -65,15 +68,19 @@ class Round:
         kill = f"kill@{self.killed_at:.1f}s" if self.killed_at is not None else "no-kill"
         phases = " ".join(f"{k}={v:.0f}s" for k, v in self.phases.items())
         return (
-            f"round {self.number}: api={self.api_rate:.2f} provider={self.provider_fault} "
+            f"round {self.number}: {self.mode} api={self.api_rate:.2f} "
+            f"provider={self.provider_fault} "
             f"{kill} {bad or 'ok'} [{phases}] {'; '.join(self.notes)[:300]}"
         )
 
 
-def _provider_fault(net: LocalNet, rng: random.Random) -> tuple[str, str | None]:
+def _provider_fault(
+    net: LocalNet, rng: random.Random, fixed: str | None = None
+) -> tuple[str, str | None]:
     """One provider fault (what, on whom), applied at once; ``none`` some of the time."""
     name = rng.choice(sorted(net.providers))
     what = rng.choice(["none", "crash", "hang", "terminate", "overcharge"])
+    what = what if fixed is None else fixed
     if what == "crash":
         net.set_faults(name, crash_at=rng.choice(["exec", "debit_note", "activity"]))
     elif what == "hang":
@@ -95,22 +102,37 @@ def _heal(net: LocalNet) -> None:
             net.clear_faults(name)
 
 
+@dataclass(frozen=True)
+class Fixed:
+    """Choices a test pins instead of drawing them (None: drawn as usual)."""
+
+    api_rate: float | None = None
+    fault: str | None = None  # none, crash, hang, terminate, overcharge
+    kill_at: float | None = None  # 0: no kill
+    mode: str | None = None  # cli, tasks
+    duration: float | None = None
+
+
 def run_round(
-    net: LocalNet, number: int, rng: random.Random, work: Path, *, kill: bool | None = None
+    net: LocalNet, number: int, rng: random.Random, work: Path, fixed: Fixed | None = None
 ) -> Round:
+    fixed = fixed or Fixed()
     run_dir = work / f"round-{number}"
     work.mkdir(parents=True, exist_ok=True)
     api_rate = rng.choice([0.0, 0.03, 0.06, 0.1])
+    api_rate = api_rate if fixed.api_rate is None else fixed.api_rate
     plan = FaultPlan(rate=api_rate, seed=rng.randrange(1 << 30), hang_s=4.0, slow_s=0.5)
     result = Round(number, api_rate, "none", None)
     overcharger: str | None = None
     with ApiFaultProxy(net.api_url, plan) as proxy:
-        result.provider_fault, victim = _provider_fault(net, rng)
+        result.provider_fault, victim = _provider_fault(net, rng, fixed.fault)
         if result.provider_fault.startswith("overcharge"):
             overcharger = victim
-        duration = rng.uniform(4.0, 10.0)
-        do_kill = rng.random() < 0.75 if kill is None else kill
-        kill_at = rng.uniform(1.0, duration + 12.0) if do_kill else None
+        duration = rng.uniform(4.0, 10.0) if fixed.duration is None else fixed.duration
+        # Up to a few seconds past the duration: the kill lands while it works or while it stops.
+        kill_at = rng.uniform(1.0, duration + 4.0) if rng.random() < 0.75 else None
+        kill_at = kill_at if fixed.kill_at is None else (fixed.kill_at or None)
+        result.mode = rng.choice(["cli", "tasks"]) if fixed.mode is None else fixed.mode
         with _phase(result, "run"):
             _run_subprocess(
                 net, proxy.url, run_dir, duration=duration, kill_at=kill_at, result=result
@@ -123,19 +145,22 @@ def run_round(
             with _phase(result, "resume"):
                 golem = _start(config, run_dir, result)
             try:
-                from benchmarks.faults_app import Sleeper  # noqa: PLC0415 - the app's module
-
                 with _phase(result, "restore"):
                     cluster = golem.run_service(Sleeper, INSTANCES, health_interval_s=1.0)
+                    tasks = start_tasks(golem)
                     restored = cluster.wait_running(timeout=90)
                 if not restored:
                     running = sum(1 for s in cluster.snapshots() if s.state.value == "running")
                     result.figures["instances_not_restored"] += INSTANCES - running
+                with _phase(result, "tasks"):
+                    _check_reports(read_results(tasks, time.monotonic() + 90), result)
             finally:
                 with _phase(result, "stop"):
                     golem.stop()
     with _phase(result, "check"):
         _check(net, run_dir, overcharger, result)
+        _check_tasks(run_dir, result)
+    _heal(net)  # a fault that fired late (a crash knob read after the run) ends with the round
     return result
 
 
@@ -143,10 +168,15 @@ def _run_subprocess(
     net: LocalNet, url: str, run_dir: Path, *, duration: float, kill_at: float | None, result: Round
 ) -> None:
     """``golem-actors run`` for ``duration`` s through the proxy; SIGKILLed at ``kill_at``."""
-    env = {**os.environ, "YAGNA_APPKEY": net.app_key}
-    argv = [sys.executable, "-m", "golem_actors.cli", "--log-level", "INFO", "run"]
-    argv += [f"{APP}:Sleeper", "-n", str(INSTANCES), "--duration", f"{duration:.1f}"]
-    argv += ["--no-table", "--run-dir", str(run_dir), "--yagna", url, "--budget", str(BUDGET)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YAGNA_")}
+    env |= {"YAGNA_APPKEY": net.app_key, "YAGNA_API_URL": url}
+    if result.mode == "tasks":  # the service and a batch of tasks, through the Python API
+        argv = [sys.executable, "-m", "benchmarks.faults_app", str(run_dir), f"{duration:.1f}"]
+        argv += [str(BUDGET)]
+    else:  # the service alone, through the CLI
+        argv = [sys.executable, "-m", "golem_actors.cli", "--log-level", "INFO", "run"]
+        argv += [f"{APP}:Sleeper", "-n", str(INSTANCES), "--duration", f"{duration:.1f}"]
+        argv += ["--no-table", "--run-dir", str(run_dir), "--yagna", url, "--budget", str(BUDGET)]
     with (run_dir.parent / f"round-{result.number}.log").open("w") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -214,11 +244,11 @@ def _check(  # noqa: C901, PLR0912 - one pass over yagna's records, figure by fi
     """Ask yagna (no proxy) what really happened to this round's agreements and money."""
     with Journal.open(run_dir / "journal.gaj") as journal:
         run_id = journal.state.run_id
-        journaled = set(journal.state.agreements)
+        journaled = dict(journal.state.agreements)
     config = ApiConfig(app_key=net.app_key, api_url=net.api_url)
     with YagnaClient(config) as client:
         ids = {str(e["id"]) for e in client.market.agreements(app_session_id=run_id)}
-        ids |= journaled
+        ids |= set(journaled)
         agreements = {a: client.market.get_agreement(a) for a in ids}
         for agreement_id, agreement in agreements.items():
             if agreement.state in {"Approved", "Pending"}:
@@ -239,7 +269,15 @@ def _check(  # noqa: C901, PLR0912 - one pass over yagna's records, figure by fi
             accepted.setdefault(invoice.agreement_id, []).append(invoice)
         elif invoice.status == "RECEIVED" and invoice.agreement_id not in over:
             result.figures["invoices_lost"] += 1
-            result.notes.append(f"invoice {invoice.invoice_id[:8]} never decided")
+            agreement = agreements[invoice.agreement_id]
+            known = journaled.get(invoice.agreement_id)
+            result.notes.append(
+                f"invoice {invoice.invoice_id[:8]} never decided (agreement "
+                f"{invoice.agreement_id[:8]} {agreement.state} with "
+                f"{_provider_name(net, agreement)}, approved {agreement.approved_date}, "
+                f"journal: {known.status.value if known else 'unknown'}, "
+                f"amount {invoice.amount})"
+            )
     result.figures["invoices_paid_twice"] += sum(len(v) - 1 for v in accepted.values() if v)
     spent = sum((i.amount for v in accepted.values() for i in v), Decimal(0))
     by_activity: dict[str, Decimal] = {}
@@ -266,6 +304,34 @@ def _check(  # noqa: C901, PLR0912 - one pass over yagna's records, figure by fi
         result.figures["spend_above_budget"] += 1
 
 
+def _check_tasks(run_dir: Path, result: Round) -> None:
+    """No task's result in the journal twice, none wrong (read from the raw records, so a task
+    done by the killed run and again by the resumed one shows)."""
+    data = (run_dir / "journal.gaj").read_bytes()
+    done = [r for r in scan(data).records if r.get("k") == "task"]
+    counts = Counter(str(r["id"]) for r in done)
+    twice = {task: n for task, n in counts.items() if n > 1}
+    wrong = [r["id"] for r in done if r["r"] != int(str(r["id"]).removeprefix("sq-")) ** 2]
+    bad = sum(n - 1 for n in twice.values()) + len(wrong)  # lost ones: see _check_reports
+    result.figures["tasks_lost_or_duplicated"] += bad
+    if bad:
+        result.notes.append(f"journaled twice {twice} wrong {wrong}")
+
+
+def _check_reports(reports: list[TaskResult], result: Round) -> None:
+    """The resumed run reports every task exactly once, successfully and right (those the
+    killed run finished come from the journal, the others are run now)."""
+    counts = Counter(r.task.id for r in reports)
+    lost = [f"sq-{i}" for i in range(TASKS) if f"sq-{i}" not in counts]
+    twice = {task: n for task, n in counts.items() if n > 1}
+    failed = {r.task.id: str(r.error)[:60] for r in reports if not r.ok}
+    wrong = [r.task.id for r in reports if r.ok and r.result != r.task.data**2]
+    bad = len(lost) + sum(n - 1 for n in twice.values()) + len(failed) + len(wrong)
+    result.figures["tasks_lost_or_duplicated"] += bad
+    if bad:
+        result.notes.append(f"reported: lost {lost} twice {twice} failed {failed} wrong {wrong}")
+
+
 def _provider_name(net: LocalNet, agreement: Any) -> str | None:
     provider_id = agreement.provider_id
     for name, provider in net.providers.items():
@@ -283,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     totals: Counter[str] = Counter()
+    killed = 0
     with tempfile.TemporaryDirectory(prefix="golem-faults-") as tmp:
         work = args.work_dir or Path(tmp)
         with LocalNet(providers=args.providers, data_dir=work / "localnet") as net:
@@ -290,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.monotonic()
                 result = run_round(net, number, rng, work / "runs")
                 totals.update(result.figures)
+                killed += result.killed_at is not None
                 print(f"{result.line()} ({time.monotonic() - started:.0f} s)", flush=True)
+    print(f"# {killed} of {args.rounds} requestors were SIGKILLed mid-run", flush=True)
     figures = " ".join(f"{name}={totals[name]}" for name in FIGURES)
     print(f"rounds={args.rounds} {figures}", flush=True)
     return 0 if not any(totals[name] for name in FIGURES) else 1

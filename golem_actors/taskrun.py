@@ -135,6 +135,7 @@ def start_task_run(
     rt.events.subscribe(run.stats)
     todo = _report_recorded(rt, run, checked)
     if not todo:
+        bar = None  # nothing will run: no bar, no dispatcher
         run.finished.set()
         run.results.put(TaskRun._END)  # noqa: SLF001 - the run's own end marker
         return run
