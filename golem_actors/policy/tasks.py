@@ -226,7 +226,8 @@ class TaskBook:
 
     # -- attempts ending -------------------------------------------------------------------------
 
-    def succeed(self, attempt_id: int, now: float) -> Completion:
+    def _close(self, attempt_id: int) -> tuple[Attempt, _Task] | Completion:
+        """Take an attempt out of the running set; a stale Completion if it no longer counts."""
         attempt = self._running.pop(attempt_id, None)
         if attempt is None:
             return Completion(-1, stale=True)
@@ -234,6 +235,13 @@ class TaskBook:
         record.attempts.discard(attempt_id)
         if record.final is not None:
             return Completion(attempt.task, stale=True)
+        return attempt, record
+
+    def succeed(self, attempt_id: int, now: float) -> Completion:
+        closed = self._close(attempt_id)
+        if isinstance(closed, Completion):
+            return closed
+        attempt, record = closed
         record.final = True
         self.succeeded += 1
         self._durations.append(max(0.0, now - attempt.started))
@@ -245,13 +253,10 @@ class TaskBook:
     def fail(self, attempt_id: int, kind: FailureKind, now: float) -> Completion:
         """An attempt failed. The task is retried (elsewhere) until ``max_retries`` failures
         beyond the first; while another attempt of it still runs, that one decides."""
-        attempt = self._running.pop(attempt_id, None)
-        if attempt is None:
-            return Completion(-1, stale=True)
-        record = self._tasks[attempt.task]
-        record.attempts.discard(attempt_id)
-        if record.final is not None:
-            return Completion(attempt.task, stale=True)
+        closed = self._close(attempt_id)
+        if isinstance(closed, Completion):
+            return closed
+        attempt, record = closed
         if kind is FailureKind.CANCELLED:
             return self._finalize_failed(attempt.task)
         record.failures += 1
