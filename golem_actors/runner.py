@@ -13,7 +13,6 @@ import datetime as dt
 import importlib.util
 import json
 import logging
-import math
 import signal
 import sys
 import threading
@@ -23,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from golem_actors.cliargs import port, positive_int, seconds
 from golem_actors.golem import JOURNAL_NAME, Golem, GolemError
 from golem_actors.localnet.network import default_data_dir
 from golem_actors.localnet.session import localnet_endpoint
@@ -48,22 +48,22 @@ def add_parser(commands: Any) -> None:
     )
     run_.add_argument("service", help="path/to/app.py:ServiceClass")
     run_.add_argument(
-        "-n", "--instances", type=_positive_int, default=1, help="instances (default 1)"
+        "-n", "--instances", type=positive_int, default=1, help="instances (default 1)"
     )
     run_.add_argument("--budget", default="5", help="GLM to allocate (default 5)")
     run_.add_argument("--subnet", default="public", help="subnet tag (default public)")
     run_.add_argument(
-        "--providers", type=_positive_int, default=4, help="localnet providers (default 4)"
+        "--providers", type=positive_int, default=4, help="localnet providers (default 4)"
     )
     run_.add_argument("--data-dir", type=Path, default=None, help="localnet data directory")
     run_.add_argument(
         "--yagna", metavar="URL", help="use this yagna (and YAGNA_APPKEY), not localnet"
     )
     run_.add_argument("--payment-platform", default="erc20-holesky-tglm")
-    run_.add_argument("--duration", type=_seconds, metavar="S", help="stop after S seconds")
+    run_.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
     run_.add_argument(
         "--metrics-port",
-        type=_port,
+        type=port,
         default=None,
         metavar="P",
         help="serve Prometheus /metrics and JSON /status on this port (0: any free port)",
@@ -123,36 +123,6 @@ def add_parser(commands: Any) -> None:
         help="a provider that failed an instance is not used by its service for S seconds "
         "(default 600)",
     )
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:  # noqa: PLR2004
-        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def load_service(spec: str) -> type[ServiceActor]:

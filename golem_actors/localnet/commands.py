@@ -13,22 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from golem_actors.cliargs import positive_int
 from golem_actors.localnet.faults import CRASH_POINTS, FaultFile, Faults
 from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.network import STATE_FILE, LocalNet, LocalNetError, default_data_dir
 from golem_actors.localnet.session import localnet_endpoint
 
 __all__ = ["add_parser", "run"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_parser(commands: Any) -> None:
@@ -46,9 +37,7 @@ def add_parser(commands: Any) -> None:
     )
 
     up = sub.add_parser("up", parents=[data_dir], help="start the network and run until Ctrl-C")
-    up.add_argument(
-        "--providers", type=_positive_int, default=4, help="provider nodes (default: 4)"
-    )
+    up.add_argument("--providers", type=positive_int, default=4, help="provider nodes (default: 4)")
 
     run_ = sub.add_parser(
         "run",
@@ -59,7 +48,7 @@ def add_parser(commands: Any) -> None:
         "Example: golem-actors localnet run -- python examples/keyspace_search.py",
     )
     run_.add_argument(
-        "--providers", type=_positive_int, default=4, help="provider nodes (default: 4)"
+        "--providers", type=positive_int, default=4, help="provider nodes (default: 4)"
     )
     run_.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
 

@@ -271,13 +271,10 @@ class TaskBook:
 
     def requeue(self, attempt_id: int) -> Completion:
         """An attempt that never ran (its batch stopped before it): back to the front, uncounted."""
-        attempt = self._running.pop(attempt_id, None)
-        if attempt is None:
-            return Completion(-1, stale=True)
-        record = self._tasks[attempt.task]
-        record.attempts.discard(attempt_id)
-        if record.final is not None:
-            return Completion(attempt.task, stale=True)
+        closed = self._close(attempt_id)
+        if isinstance(closed, Completion):
+            return closed
+        attempt, record = closed
         if not record.attempts:
             self._pending.appendleft(attempt.task)
         return Completion(attempt.task, retry=True)
