@@ -68,6 +68,19 @@ class _Drop:
 
 
 @dataclass(frozen=True)
+class _Fetch:
+    """Fetch a document announced by an event (again, after a failure)."""
+
+    kind: str  # "debit_note" or "invoice"
+    doc_id: str
+    attempt: int = 0
+
+
+#: A document that cannot be fetched is asked for again, at most this many seconds apart.
+_FETCH_BACKOFF_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
 class _Poll:
     kind: str  # "debit_note" or "invoice"
 
@@ -213,17 +226,25 @@ class PaymentActor(NoteSender):
                 doc_id = event.debit_note_id if kind == "debit_note" else event.invoice_id
                 if doc_id not in self._seen:
                     self._seen.add(doc_id)
-                    getter = (
-                        self.rt.client.payment.get_debit_note
-                        if kind == "debit_note"
-                        else self.rt.client.payment.get_invoice
-                    )
-                    self.io(("document", kind), getter, doc_id)
+                    self._fetch(_Fetch(kind, doc_id))
         self.actor_ref.tell(_Poll(kind))
 
+    @handles(_Fetch)
+    def _fetch(self, fetch: _Fetch) -> None:
+        api = self.rt.client.payment
+        getter = api.get_debit_note if fetch.kind == "debit_note" else api.get_invoice
+        self.io(("document", fetch), getter, fetch.doc_id)
+
     def io_document(self, result: IoResult) -> None:
+        fetch: _Fetch = result.tag[1]
         if not result.ok:
-            log.warning("fetching a %s: %s", result.tag[1], result.error)
+            # Never dropped: its event will not come again, so an unfetched invoice is unpaid.
+            delay = min(_FETCH_BACKOFF_MAX_S, 2.0**fetch.attempt)
+            log.warning(
+                "fetching %s %s: %s; again in %.0f s", fetch.kind, fetch.doc_id, result.error, delay
+            )
+            again = _Fetch(fetch.kind, fetch.doc_id, fetch.attempt + 1)
+            self.after(delay, again, key=f"fetch:{fetch.doc_id}")
             return
         document = result.value
         if not self.ledger.has_agreement(document.agreement_id):

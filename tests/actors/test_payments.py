@@ -267,3 +267,14 @@ def test_with_a_journal_the_agreement_must_be_of_this_run_and_is_journaled(
         finally:
             rt.close()
             pykka.ActorRegistry.stop_all(timeout=5)
+
+
+def test_an_invoice_whose_fetch_fails_is_fetched_again_not_dropped(yagna, payments):
+    yagna.agreement()
+    yagna.mock.add("GET", f"{PAY}/invoices/inv-1", status=500, json={"message": "db busy"}, times=1)
+    routes = yagna.mock.routes
+    routes.insert(0, routes.pop())  # the failure answers first, once
+    yagna.invoice("inv-1", "0.1", [ACTIVITY])
+    wait_for("the invoice booked", lambda: invoices_paid(payments) == Decimal("0.1"), timeout=20)
+    fetches = [c for c in yagna.mock.calls if c.method == "GET" and c.path.endswith("/inv-1")]
+    assert len(fetches) >= 2  # the failed fetch was retried
