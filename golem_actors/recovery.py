@@ -97,7 +97,10 @@ def end_open_agreements(
                     agreement = client.market.get_agreement(agreement_id)  # with its approval
             if billable is not None and agreement.approved_date is not None:
                 billable.append(agreement)
-            if state in _LIVE:
+            if state == "Pending":  # never approved (the provider died or hangs): withdraw it
+                _cancel(client, agreement_id, reason)
+                ended.append(agreement_id)
+            elif state in _LIVE:
                 _terminate(client, agreement_id, reason)
                 ended.append(agreement_id)
             if state in _LIVE or state == "Terminated":
@@ -323,6 +326,17 @@ def _our_agreements(client: YagnaClient, journal: Journal, problems: list[str] |
             raise RecoveryError(str(exc)) from exc
         problems.append(str(exc))
     return list(ids)
+
+
+def _cancel(client: YagnaClient, agreement_id: str, reason: str) -> None:
+    """Withdraw a confirmed agreement the provider has not approved: it can no longer approve
+    (and bill) it later. Should yagna refuse, terminating is the other way to end it."""
+    try:
+        client.market.cancel_agreement(agreement_id, reason)
+    except YagnaGoneError:
+        return  # decided meanwhile
+    except YagnaError:
+        _terminate(client, agreement_id, reason)
 
 
 def _terminate(client: YagnaClient, agreement_id: str, reason: str) -> None:

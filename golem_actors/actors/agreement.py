@@ -130,6 +130,8 @@ class AgreementActor(RuntimeActor):
         self._report_termination = True
         self._ended = False
         self._terminate_tries = 0
+        self._verifying: str | None = None  # why an answer was doubted (asked yagna once)
+        self._wait_started: float | None = None
 
     def started(self) -> None:
         valid_to = dt.datetime.now(dt.UTC) + self._valid_for
@@ -157,24 +159,53 @@ class AgreementActor(RuntimeActor):
 
     def io_confirm(self, result: IoResult) -> None:
         if not result.ok:
-            self._fail(f"confirming the agreement failed: {result.error}")
+            self._verify(f"confirming the agreement failed: {result.error}")
             return
-        self.io(
-            "wait",
-            self.rt.client.market.wait_for_approval,
-            self.agreement_id,
-            timeout=self._approval_timeout,
-        )
+        self._wait_started = time.monotonic()
+        self._wait(self._approval_timeout)
+
+    def _wait(self, timeout: float) -> None:
+        self.io("wait", self.rt.client.market.wait_for_approval, self.agreement_id, timeout=timeout)
 
     def io_wait(self, result: IoResult) -> None:
         if not result.ok:
-            self._fail(f"the provider did not approve: {result.error}")
+            self._verify(f"the provider did not approve: {result.error}")
             return
         self.io("get", self.rt.client.market.get_agreement, self.agreement_id)
 
-    def io_get(self, result: IoResult) -> None:
+    def _verify(self, reason: str) -> None:
+        """An error answer may hide a success (the call reached yagna, its answer was lost): ask
+        yagna, once, where the agreement stands before giving up on it. Giving up on an agreement
+        the provider approved would leave its invoice to nobody."""
+        if self._verifying is not None:
+            self._fail(reason)
+            return
+        self._verifying = reason
+        self.io("verify", self.rt.client.market.get_agreement, self.agreement_id)
+
+    def io_verify(self, result: IoResult) -> None:
+        reason = self._verifying or ""
         if not result.ok:
-            self._fail(f"reading the approved agreement failed: {result.error}")
+            self._fail(f"{reason}; reading the agreement failed too: {result.error}")
+            return
+        state = result.value.state
+        if state == "Approved":
+            self.io_get(result)
+            return
+        if state == "Pending":
+            if self._wait_started is None:  # the confirm did arrive: wait for the provider
+                self._wait_started = time.monotonic()
+                self._wait(self._approval_timeout)
+                return
+            left = self._approval_timeout - (time.monotonic() - self._wait_started)
+            if left >= 1.0:  # the wait's answer was lost early: wait out the rest
+                self._wait(left)
+                return
+        self._fail(f"{reason} (the agreement is {state})")
+
+    def io_get(self, result: IoResult) -> None:
+        if not result.ok:  # approved, only its reading failed: read it once more
+            self._verify(f"reading the approved agreement failed: {result.error}")
             return
         agreement: Agreement = result.value
         self._approved = True
@@ -200,11 +231,29 @@ class AgreementActor(RuntimeActor):
         )
         self.tell_parent(AgreementFailed(self.provider_id, reason))
         if self.agreement_id is not None:
-            # Never leave a half-made agreement behind: terminate it (a 410 means nothing to do).
+            # Never leave a half-made agreement behind. Not approved (as far as we know): cancel
+            # it, since yagna answers a terminate of a Pending agreement with 410 and leaves it
+            # Pending, for the provider to approve (and bill) later.
             self._terminating = Terminate("negotiation failed", "Cancelled")
-            self._send_terminate(report=False)
+            self._report_termination = False
+            self.io(
+                "cancel",
+                self.rt.client.market.cancel_agreement,
+                self.agreement_id,
+                "negotiation failed",
+            )
         else:
             self.stop()
+
+    def io_cancel(self, result: IoResult) -> None:
+        if result.ok or isinstance(result.error, YagnaGoneError):  # 410: decided meanwhile
+            if self.rt.journal is not None and self.agreement_id is not None:
+                self.rt.journal.agreement(self.agreement_id, AgreementStatus.TERMINATED)
+            self._end(by_provider=False, reason="negotiation failed", report=False)
+            return
+        # Approved meanwhile (or the answer was lost): end it the way an approved one ends.
+        log.info("cancelling agreement %s: %s; terminating it", self.agreement_id, result.error)
+        self._send_terminate(report=False)
 
     # -- ending -----------------------------------------------------------------------------
 

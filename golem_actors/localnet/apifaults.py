@@ -26,6 +26,7 @@ import random
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import Counter
@@ -64,6 +65,16 @@ class FaultPlan:
             re.compile(pattern)
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that drops its connection (a requestor stopping, SIGKILLed) is routine
+        here: a debug line, not a traceback on stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("a client of the proxy dropped its connection: %s", sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
+
+
 @dataclass
 class _Stats:
     requests: int = 0
@@ -87,7 +98,7 @@ class ApiFaultProxy:
         class Handler(_Handler):
             owner = proxy
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="api-fault-proxy", daemon=True
