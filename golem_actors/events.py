@@ -238,6 +238,7 @@ class TaskFinished(Event):
     provider_id: str | None
     seconds: float
     error: str | None = None
+    cancelled: bool = False  # not failed: the run stopped (Ctrl-C, its timeout) before it ran
 
 
 class EventBus:

@@ -385,7 +385,8 @@ class Metrics:
         self.batch_seconds.observe(event.seconds)
 
     def _on_task(self, event: ev.TaskFinished) -> None:
-        self.tasks.labels("ok" if event.ok else "failed").inc()
+        result = "ok" if event.ok else "cancelled" if event.cancelled else "failed"
+        self.tasks.labels(result).inc()
         self.task_seconds.observe(event.seconds)
 
     def _on_spawned(self, event: ev.InstanceSpawned) -> None:

@@ -164,6 +164,7 @@ class Summary:
     tasks: int = 0
     succeeded: int = 0
     failed: int = 0
+    cancelled: int = 0  # the run stopped before they ran (Ctrl-C, the run's timeout)
     running: int = 0
     attempts: int = 0
     retries: int = 0
@@ -177,11 +178,12 @@ class Summary:
 
     @property
     def done(self) -> int:
-        return self.succeeded + self.failed
+        return self.succeeded + self.failed + self.cancelled
 
     def format(self) -> str:
+        cancelled = f"{self.cancelled} cancelled, " if self.cancelled else ""
         head = (
-            f"{self.succeeded}/{self.tasks} tasks succeeded, {self.failed} failed, "
+            f"{self.succeeded}/{self.tasks} tasks succeeded, {self.failed} failed, {cancelled}"
             f"{self.retries} retries ({self.timeouts} timeouts), {self.speculative} speculative; "
             f"{self.wall_s:.1f} s (first task after {self.first_task_s or 0:.1f} s), "
             f"cost {self.cost:.6f} GLM"
@@ -216,7 +218,7 @@ class SummaryBuilder:
             providers[provider_id] = ProviderSummary(self._names.get(provider_id, provider_id[:10]))
         return providers[provider_id]
 
-    def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event type
+    def _apply(self, event: Event) -> None:  # noqa: C901, PLR0912 - one branch per event type
         s = self._summary
         if isinstance(event, TaskStarted):
             s.attempts += 1
@@ -237,6 +239,8 @@ class SummaryBuilder:
             self._running.discard(event.task_id)
             if event.ok:
                 s.succeeded += 1
+            elif event.cancelled:
+                s.cancelled += 1
             else:
                 s.failed += 1
             if event.ok and event.provider_id:

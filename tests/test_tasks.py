@@ -78,3 +78,17 @@ def test_the_summary_is_built_from_events() -> None:
     line = render(summary, elapsed=2.0)
     assert "1/2 done" in line
     assert "0.5/s" in line
+
+
+def test_tasks_a_stopped_run_never_ran_are_counted_cancelled_not_failed() -> None:
+    summary = SummaryBuilder(3)
+    summary(TaskFinished(task_id="a", ok=True, attempts=1, provider_id=None, seconds=0.1))
+    summary(TaskFinished(task_id="b", ok=False, attempts=2, provider_id=None, seconds=0.1))
+    summary(
+        TaskFinished(
+            task_id="c", ok=False, attempts=0, provider_id=None, seconds=0.0, cancelled=True
+        )
+    )
+    snap = summary.snapshot()
+    assert (snap.succeeded, snap.failed, snap.cancelled, snap.done) == (1, 1, 1, 3)
+    assert "1/3 tasks succeeded, 1 failed, 1 cancelled," in snap.format()

@@ -168,7 +168,7 @@ class TaskDispatcher(RuntimeActor):
             self._stopping = reason
             for completion in self.book.abandon():
                 self._errors.setdefault(completion.task, RuntimeError(reason))
-                self._completed(completion, None)
+                self._completed(completion, None, cancelled=True)
         for name in list(self._workers):
             self._retire(name, reason, fault=False)
         self._check_done()
@@ -388,7 +388,12 @@ class TaskDispatcher(RuntimeActor):
         self._completed(completion, attempt)
 
     def _completed(
-        self, completion: Completion, attempt: Attempt | None, report: AttemptReport | None = None
+        self,
+        completion: Completion,
+        attempt: Attempt | None,
+        report: AttemptReport | None = None,
+        *,
+        cancelled: bool = False,
     ) -> None:
         for loser in completion.cancel:
             self.cancel_timer(f"timeout:{loser.attempt_id}")
@@ -413,6 +418,7 @@ class TaskDispatcher(RuntimeActor):
                 provider_id=provider_id if attempt and report else None,
                 seconds=seconds,
                 error=None if error is None else str(error)[:300],
+                cancelled=cancelled,
             )
         )
         if ok and self.rt.journal is not None:
