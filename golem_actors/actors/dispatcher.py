@@ -285,8 +285,10 @@ class TaskDispatcher(RuntimeActor):
         while worker.inflight < depth:
             limit = 1
             if self._declarative:
-                ready = max(1, sum(1 for w in self._live() if w.ready))
-                limit = max(1, min(self.options.batch_size, math.ceil(self.book.pending / ready)))
+                # Shared with the workers still starting too: a few tasks must not all go to
+                # whichever worker was ready first while the others are a second away.
+                sharing = max(1, len(self._live()))
+                limit = max(1, min(self.options.batch_size, math.ceil(self.book.pending / sharing)))
             attempts = self.book.take(name, worker.provider_id, time.monotonic(), limit)
             if not attempts:
                 return
