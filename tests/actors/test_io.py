@@ -69,14 +69,18 @@ def test_blocked_calls_each_get_a_worker_and_idle_ones_are_reused() -> None:
 
 
 def test_closing_drops_calls_not_started() -> None:
-    io = Io(max_workers=1)
+    io = Io(max_workers=1, name="test-close")
     gate = threading.Event()
     ran: list[int] = []
     io.run(gate.wait, 10)
     io.run(ran.append, 1)  # queued behind the blocked one
     io.close()
     gate.set()
-    time.sleep(0.3)  # give a (wrongly) surviving call the time to run
+
+    def worker_ended() -> bool:  # it would have run a surviving call before ending
+        return not any(t.name.startswith("test-close") for t in threading.enumerate())
+
+    wait_for("the pool's worker to end", worker_ended, timeout=10)
     assert ran == []
     io.run(ran.append, 2)  # closed: refused quietly
     assert ran == []
