@@ -256,11 +256,6 @@ class Golem:
         """Task id -> result recorded in the journal (tasks with one must not run again)."""
         return self.journal.completed_tasks() if self.journal is not None else {}
 
-    def record_task(self, task_id: str, result: Any) -> None:
-        """Journal (fsynced) that ``task_id`` completed with ``result`` (msgpack-able)."""
-        if self.journal is not None:
-            self.journal.task_done(task_id, result)
-
     def run_service(
         self,
         service_cls: type[ServiceActor],
