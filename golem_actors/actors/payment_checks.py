@@ -103,7 +103,9 @@ def verify_agreement(
 
 @dataclass(frozen=True)
 class _Recheck:
-    document: DebitNoteIn | InvoiceIn
+    """Ask yagna whether an invoice's accept arrived (debit notes go through ``NoteSender``)."""
+
+    invoice: InvoiceIn
     attempt: int
 
 
@@ -144,7 +146,7 @@ class PaymentChecks(RuntimeActor):
         """yagna answered ``check``: the agreement is recorded (``found``) or not ours (``why``)."""
         raise NotImplementedError
 
-    def _accepted(self, document: DebitNoteIn | InvoiceIn) -> None:
+    def _accepted(self, invoice: InvoiceIn) -> None:
         raise NotImplementedError
 
     def _enqueue(self, document: DebitNote | Invoice) -> None:
@@ -220,47 +222,43 @@ class PaymentChecks(RuntimeActor):
     # -- did the accept arrive ----------------------------------------------------------------
 
     def io_accepted(self, result: IoResult) -> None:
-        document = result.tag[1]
+        invoice: InvoiceIn = result.tag[1]
         if not result.ok:
             # The accept may or may not have reached yagna (a POST is never retried blindly):
             # ask yagna, still busy, so no other decision sees a budget that is not settled.
             log.warning(
-                "accepting %s failed: %s; checking with yagna", doc_id(document), result.error
+                "accepting %s failed: %s; checking with yagna", doc_id(invoice), result.error
             )
-            self.after(1.0, _Recheck(document, 1), key="recheck")
+            self.after(1.0, _Recheck(invoice, 1), key="recheck")
             return
-        self._accepted(document)
+        self._accepted(invoice)
 
     @handles(_Recheck)
     def on_recheck(self, message: _Recheck) -> None:
         api = self.rt.client.payment
-        document = message.document
-        if isinstance(document, DebitNoteIn):
-            self.io(("rechecked", message), api.get_debit_note, document.debit_note_id)
-        else:
-            self.io(("rechecked", message), api.get_invoice, document.invoice_id)
+        self.io(("rechecked", message), api.get_invoice, message.invoice.invoice_id)
 
     def io_rechecked(self, result: IoResult) -> None:
         message: _Recheck = result.tag[1]
-        document = message.document
+        invoice = message.invoice
         if not result.ok:
             if message.attempt < _RECHECKS:
                 delay = min(10.0, 1.0 * 2**message.attempt)
-                self.after(delay, _Recheck(document, message.attempt + 1), key="recheck")
+                self.after(delay, _Recheck(invoice, message.attempt + 1), key="recheck")
                 return
-            log.error("cannot learn whether %s was accepted: %s", doc_id(document), result.error)
+            log.error("cannot learn whether %s was accepted: %s", doc_id(invoice), result.error)
             self._busy = False  # left outstanding: a resumed run asks yagna again
             self._next()
             return
         if result.value.status in _ACCEPTED:
-            self._accepted(document)  # it did arrive before the answer was lost
+            self._accepted(invoice)  # it did arrive before the answer was lost
             return
         self._busy = False
-        tries = self._tries[doc_id(document)] = self._tries.get(doc_id(document), 0) + 1
+        tries = self._tries[doc_id(invoice)] = self._tries.get(doc_id(invoice), 0) + 1
         if tries < _ACCEPT_TRIES and result.value.status == "RECEIVED":
             self._enqueue(result.value)  # decided (and sent) again, from the same books
         else:
-            log.error("%s is %s in yagna; giving up on it", doc_id(document), result.value.status)
+            log.error("%s is %s in yagna; giving up on it", doc_id(invoice), result.value.status)
             self._next()
 
 

@@ -317,14 +317,12 @@ class PaymentActor(NoteSender):
                 self.allocation.allocation_id,
             )
 
-    def _accepted(self, document: DebitNoteIn | InvoiceIn) -> None:
+    def _accepted(self, invoice: InvoiceIn) -> None:
+        """The invoice's accept arrived (debit notes: ``NoteSender._note_done``)."""
         self._busy = False
-        self._journal(document, DocStatus.ACCEPTED)
-        if isinstance(document, DebitNoteIn):
-            self.ledger.record_debit_note_accepted(document)
-        else:
-            self.ledger.record_invoice_accepted(document)
-        self.rt.emit(accepted(document))
+        self._journal(invoice, DocStatus.ACCEPTED)
+        self.ledger.record_invoice_accepted(invoice)
+        self.rt.emit(accepted(invoice))
         self._next()
 
     def _refuse(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
@@ -332,16 +330,16 @@ class PaymentActor(NoteSender):
         if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_refused(document, decision.code)
             self.rt.emit(refused(document, decision.reason))
-        else:
-            self.ledger.record_invoice_refused(document, decision.code)
-            self._journal(document, DocStatus.REFUSED)
-            self.rt.emit(refused(document, decision.reason))
-            self.io(
-                "rejected",
-                self.rt.client.payment.reject_invoice,
-                document.invoice_id,
-                decision.reason[:200],
-            )
+            return
+        self.ledger.record_invoice_refused(document, decision.code)
+        self._journal(document, DocStatus.REFUSED)
+        self.rt.emit(refused(document, decision.reason))
+        self.io(
+            "rejected",
+            self.rt.client.payment.reject_invoice,
+            document.invoice_id,
+            decision.reason[:200],
+        )
 
     def io_rejected(self, result: IoResult) -> None:
         if not result.ok:
