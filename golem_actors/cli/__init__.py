@@ -1,7 +1,8 @@
 """The ``golem-actors`` console script.
 
-Sub-commands are added as the runtime grows; each lives in its own module and this file only wires
-arguments to them, configures logging (the library never does) and turns errors into exit codes.
+One module per command group (``run``, ``localnet``, ``demo``), each with ``add_parser`` and
+``run(args) -> int``; argument types they share are in ``args``. This module only wires them,
+configures logging (the library never does) and turns errors into exit codes.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from golem_actors import __version__, runner
+from golem_actors import __version__
+from golem_actors.cli import demo, localnet, run
 from golem_actors.golem import GolemError
-from golem_actors.localnet import commands as localnet_commands
 from golem_actors.localnet.images import ImageError
 from golem_actors.localnet.network import LocalNetError
 from golem_actors.localnet.node import NodeError
@@ -43,17 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         help="log every yagna call (method, path, status, duration); app keys are never logged",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = commands.add_parser(
-        "demo",
-        help="start a real yagna, do a round of market and payment calls, stop it",
-        description="Starts a private yagna daemon (from golem-node) in a temporary directory, "
-        "shows its identity, creates and releases an allocation, publishes and withdraws a "
-        "demand, then stops the daemon.",
-    )
-    demo.add_argument("--data-dir", help="data directory for yagna (default: a temporary one)")
-    localnet_commands.add_parser(commands)
-    runner.add_parser(commands)
+    demo.add_parser(commands)
+    localnet.add_parser(commands)
+    run.add_parser(commands)
     return parser
 
 
@@ -86,18 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from golem_actors.demo import run_demo  # noqa: PLC0415 - keep start-up light
-
-    return run_demo(args.data_dir)
-
-
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "demo": _demo,
-    "localnet": localnet_commands.run,
-    "run": runner.run,
+    "demo": demo.run,
+    "localnet": localnet.run,
+    "run": run.run,
 }
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from golem_actors.cliargs import positive_int
+from golem_actors.cli.args import positive_int
 from golem_actors.localnet.faults import CRASH_POINTS, FaultFile, Faults
 from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.network import STATE_FILE, LocalNet, LocalNetError, default_data_dir

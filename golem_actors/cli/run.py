@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from golem_actors.cliargs import port, positive_int, seconds
+from golem_actors.cli.args import port, positive_int, seconds
 from golem_actors.golem import JOURNAL_NAME, Golem, GolemError
 from golem_actors.localnet.network import default_data_dir
 from golem_actors.localnet.session import localnet_endpoint
