@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Self
 
+from golem_actors.datadir import default_data_dir
 from golem_actors.localnet.faults import FaultFile, Faults
 from golem_actors.localnet.images import ImageStore, serve_images
 from golem_actors.localnet.node import NodeError, YagnaNode
@@ -44,12 +45,6 @@ STATE_FILE = "localnet.json"
 
 class LocalNetError(RuntimeError):
     """localnet could not start or be controlled; the message says what to do."""
-
-
-def default_data_dir() -> Path:
-    """``$XDG_CACHE_HOME/golem-actors/localnet`` (``~/.cache/...``): reused between runs."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "golem-actors" / "localnet"
 
 
 def default_specs(count: int, **overrides: Any) -> list[ProviderSpec]:
