@@ -34,7 +34,7 @@ from golem_actors.localnet.images import ImageStore, serve_images
 from golem_actors.localnet.node import NodeError, YagnaNode
 from golem_actors.localnet.offer import ProviderSpec
 from golem_actors.localnet.orphans import die_with_parent
-from golem_actors.localnet.provider import ProviderConfig
+from golem_actors.localnet.provider.config import ProviderConfig
 
 __all__ = ["LocalNet", "LocalNetError", "ProviderProcess", "default_data_dir", "default_specs"]
 
