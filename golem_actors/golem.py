@@ -42,7 +42,7 @@ from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
 from golem_actors.cluster import Cluster
 from golem_actors.journal import Journal, JournalError
-from golem_actors.policy.decisions import Totals
+from golem_actors.payments.decisions import Totals
 from golem_actors.policy.demand import DemandSpec
 from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
 from golem_actors.policy.restart import RestartType, SupervisorPolicy

@@ -25,10 +25,10 @@ from decimal import Decimal
 from typing import TypeVar
 
 from golem_actors.journal import Journal
-from golem_actors.policy.decisions import Code, DebitNoteIn, InvoiceIn
+from golem_actors.payments.decisions import Code, DebitNoteIn, InvoiceIn
+from golem_actors.payments.ledger import PaymentLedger
+from golem_actors.payments.terms import Terms
 from golem_actors.policy.journal import AgreementStatus, DocStatus
-from golem_actors.policy.payments import PaymentLedger
-from golem_actors.policy.terms import Terms
 from golem_actors.yagna import YagnaClient, YagnaError, YagnaGoneError
 from golem_actors.yagna.errors import YagnaNotFoundError
 from golem_actors.yagna.models import Agreement, DebitNote, Invoice

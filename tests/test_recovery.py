@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from golem_actors.journal import Journal
-from golem_actors.policy.decisions import InvoiceState
-from golem_actors.policy.payments import PaymentLedger
-from golem_actors.policy.terms import Terms
+from golem_actors.payments.decisions import InvoiceState
+from golem_actors.payments.ledger import PaymentLedger
+from golem_actors.payments.terms import Terms
 from golem_actors.recovery import Recovered, RecoveryError, recover, seed_ledger
 from golem_actors.yagna.errors import YagnaServerError
 from golem_actors.yagna.models import Invoice

@@ -26,11 +26,11 @@ from decimal import Decimal
 from golem_actors.actors import payment_docs
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
-from golem_actors.policy.decisions import DebitNoteIn, InvoiceIn
+from golem_actors.payments.decisions import DebitNoteIn, InvoiceIn
+from golem_actors.payments.ledger import PaymentLedger
+from golem_actors.payments.terms import Terms
 from golem_actors.policy.journal import AgreementStatus, DocStatus
 from golem_actors.policy.negotiation import agreed_terms
-from golem_actors.policy.payments import PaymentLedger
-from golem_actors.policy.terms import Terms
 from golem_actors.recovery import unknown_activity_starts, why_not_ours
 from golem_actors.yagna import YagnaClient
 from golem_actors.yagna.errors import YagnaNotFoundError

@@ -18,8 +18,8 @@ from golem_actors.events import (
     InvoiceReceived,
     InvoiceRefused,
 )
-from golem_actors.policy.decisions import DebitNoteIn, InvoiceIn
-from golem_actors.policy.terms import parse_usage
+from golem_actors.payments.decisions import DebitNoteIn, InvoiceIn
+from golem_actors.payments.terms import parse_usage
 from golem_actors.yagna.models import DebitNote, Invoice
 
 __all__ = ["accepted", "invoice_in", "note_in", "received", "refused", "yagna_id"]

@@ -10,7 +10,7 @@ import datetime as dt
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from golem_actors.policy.decisions import Totals
+from golem_actors.payments.decisions import Totals
 from golem_actors.yagna.models import Agreement
 
 __all__ = [

@@ -1,6 +1,6 @@
 """What an agreement lets a provider charge, and what usage a bill can truthfully claim.
 
-Pure policy, the price half of the payment books (:mod:`golem_actors.policy.payments` is the
+Pure policy, the price half of the payment books (:mod:`golem_actors.payments.ledger` is the
 ledger half). What a provider may charge is bounded by the agreed linear prices and wall time,
 never by the provider's own word: an activity cannot have run longer than since the requestor
 asked for it, and cannot have used more cpu than ``cpu_threads`` per second of it. A debit note
