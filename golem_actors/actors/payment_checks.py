@@ -6,9 +6,9 @@ an activity it never recorded (the create call's answer was lost while yagna cre
 or ignoring such a document leaves an honest bill unpaid forever. Our yagna is the ground truth:
 its requestor API lists only our own agreements and activities. So before dropping or refusing,
 the payment actor fetches the agreement, accepts responsibility only if it is this run's (see
-:func:`golem_actors.recovery.why_not_ours`), records it and its activities (each unknown one from
-the agreement's approval, the earliest it could have started), and then decides the document as
-usual: within prices and budget, exactly once.
+:func:`golem_actors.payments.adoption.why_not_ours`), records it and its activities (each unknown
+one from the agreement's approval, the earliest it could have started), and then decides the
+document as usual: within prices and budget, exactly once.
 
 The blocking calls run on the io pool (:func:`verify_agreement`); the actor side is
 :class:`PaymentChecks`, a base of the payment actor, which keeps deciding one document at a time.
@@ -26,12 +26,12 @@ from decimal import Decimal
 from golem_actors.actors import payment_docs
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
+from golem_actors.payments.adoption import unknown_activity_starts, why_not_ours
 from golem_actors.payments.decisions import DebitNoteIn, InvoiceIn
 from golem_actors.payments.ledger import PaymentLedger
 from golem_actors.payments.terms import Terms
 from golem_actors.policy.journal import AgreementStatus, DocStatus
 from golem_actors.policy.negotiation import agreed_terms
-from golem_actors.recovery import unknown_activity_starts, why_not_ours
 from golem_actors.yagna import YagnaClient
 from golem_actors.yagna.errors import YagnaNotFoundError
 from golem_actors.yagna.models import Agreement, Allocation, DebitNote, Invoice

@@ -42,6 +42,7 @@ from golem_actors.actors.payment_messages import (
     Settle,
 )
 from golem_actors.actors.runtime import Runtime
+from golem_actors.payments.adoption import Recovered, seed_ledger
 from golem_actors.payments.decisions import (
     Code,
     DebitNoteIn,
@@ -52,7 +53,6 @@ from golem_actors.payments.decisions import (
 )
 from golem_actors.payments.ledger import PaymentLedger
 from golem_actors.policy.journal import AgreementStatus, DocStatus
-from golem_actors.recovery import Recovered, seed_ledger
 from golem_actors.yagna.models import Allocation, DebitNote, Invoice
 
 __all__ = ["PaymentActor", "terms_of"]
