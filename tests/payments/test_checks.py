@@ -16,11 +16,11 @@ from typing import Any
 import pykka
 import pytest
 
-from golem_actors.actors.payment_messages import GetTotals, RegisterAgreement
-from golem_actors.actors.payments import PaymentActor
 from golem_actors.actors.runtime import Runtime
 from golem_actors.journal import Journal
+from golem_actors.payments.actor import PaymentActor
 from golem_actors.payments.decisions import Totals
+from golem_actors.payments.messages import GetTotals, RegisterAgreement
 from golem_actors.yagna.models import Agreement, Allocation
 from golem_actors.yagna.testing import MockRequest, MockResponse, MockYagna
 from tests.waiting import wait_for

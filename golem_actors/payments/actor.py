@@ -1,15 +1,20 @@
 """PaymentActor: the run's debit notes and invoices, accepted within prices and budget.
 
 It long-polls yagna's debit-note and invoice events, fetches each document, asks the pure
-``PaymentLedger`` what to do, and sends the acceptance. Decisions are made one at a time, each
-recorded before the next is decided, so two documents arriving together can never both fit a
-budget that only has room for one. The most urgent debit note (earliest accept deadline) first.
+:class:`~golem_actors.payments.ledger.PaymentLedger` what to do, and sends the acceptance.
+Decisions are made one at a time, each recorded before the next is decided, so two documents
+arriving together can never both fit a budget that only has room for one. The most urgent debit
+note (earliest accept deadline) first.
 
 A debit note's acceptance is recorded when it is decided and sent without waiting for the
 answer (at most one note per activity in flight): at 1,000 activities notes arrive ~8 a second,
 and waiting for each answer in turn let them fall past their accept deadline. Recording early
 only ever overstates what is committed; an invoice is still sent and answered before the next
 decision.
+
+Its questions to yagna (is this agreement ours, did that accept arrive) are asked by the
+:class:`~golem_actors.payments.checks.PaymentChecks` it holds, which hands back one final answer
+per question; deciding, and the order of it, stays here.
 """
 
 from __future__ import annotations
@@ -21,28 +26,21 @@ import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from golem_actors.actors.base import handles
+from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
-from golem_actors.actors.payment_checks import Check, NoteSender, doc_id, terms_of
-from golem_actors.actors.payment_docs import (
-    accepted,
-    invoice_in,
-    note_in,
-    received,
-    refused,
-    yagna_id,
-)
-from golem_actors.actors.payment_messages import (
-    AgreementClosed,
-    GetTotals,
-    RegisterActivity,
-    RegisterAgreement,
-    Settle,
-)
 from golem_actors.actors.runtime import Runtime
 from golem_actors.payments.adoption import Recovered, seed_ledger
+from golem_actors.payments.checks import (
+    QUESTIONS,
+    Arrived,
+    Check,
+    Checked,
+    NotArrived,
+    PaymentChecks,
+    Question,
+    doc_id,
+)
 from golem_actors.payments.decisions import (
     Code,
     DebitNoteIn,
@@ -51,11 +49,27 @@ from golem_actors.payments.decisions import (
     InvoiceState,
     Totals,
 )
+from golem_actors.payments.documents import (
+    accepted,
+    invoice_in,
+    note_in,
+    received,
+    refused,
+    yagna_id,
+)
 from golem_actors.payments.ledger import PaymentLedger
+from golem_actors.payments.messages import (
+    AgreementClosed,
+    GetTotals,
+    RegisterActivity,
+    RegisterAgreement,
+    Settle,
+)
+from golem_actors.payments.terms import terms_of
 from golem_actors.policy.journal import AgreementStatus, DocStatus
-from golem_actors.yagna.models import Allocation, DebitNote, Invoice
+from golem_actors.yagna.models import Allocation, DebitNote, DebitNoteEvent, Invoice, InvoiceEvent
 
-__all__ = ["PaymentActor", "terms_of"]
+__all__ = ["PaymentActor"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +99,9 @@ class _Poll:
     kind: str  # "debit_note" or "invoice"
 
 
-class PaymentActor(NoteSender):
+class PaymentActor(RuntimeActor):
+    """The one payment actor of a session: it holds the allocation and the books."""
+
     role = "payments"
 
     def __init__(
@@ -109,19 +125,19 @@ class PaymentActor(NoteSender):
         start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         self._after = {"debit_note": start, "invoice": start}
         self.since = since if since is not None else start
-        self._queue: list[tuple[dt.datetime, int, Any]] = []  # (deadline, seq, document)
+        self._queue: list[tuple[dt.datetime, int, DebitNote | Invoice]] = []  # deadline, seq, doc
         self._seq = itertools.count()
-        self._busy = False
+        self._busy = False  # a decision (or a check it waits on) is in flight
         self._seen: set[str] = set()
         self._settling: list[Future[Totals]] = []
-        self._early: dict[str, list[Any]] = {}  # documents of agreements not registered yet
+        self._early: dict[str, list[DebitNote | Invoice]] = {}  # of agreements not registered yet
         self._not_expected: set[str] = set()  # ended with a failed provider: may never invoice
         self._recovered = recovered  # what a crashed session of this run left to settle
-        self._tries: dict[str, int] = {}  # accept attempts per document id
         self._checking: set[str] = set()  # unknown agreements being asked about
         self._checked_docs: set[str] = set()  # documents yagna was asked about once already
         self._notes_in_flight: dict[str, DebitNoteIn] = {}  # activity id -> its note being sent
         self._held_notes: dict[str, list[DebitNote]] = {}  # activity id -> notes waiting for it
+        self.checks = PaymentChecks(self, self.ledger, allocation, self.since)
 
     def started(self) -> None:
         if self._recovered is not None:
@@ -210,20 +226,21 @@ class PaymentActor(NoteSender):
     def on_poll(self, message: _Poll) -> None:
         api = self.rt.client.payment
         fetch = api.debit_note_events if message.kind == "debit_note" else api.invoice_events
-        self.io(
-            ("events", message.kind), fetch, after=self._after[message.kind], timeout=self._poll_s
-        )
+        self.io(("events", message), fetch, after=self._after[message.kind], timeout=self._poll_s)
 
     def io_events(self, result: IoResult) -> None:
-        kind = result.tag[1]
+        kind = result.tag_as(_Poll).kind
         if not result.ok:
             log.warning("polling %s events: %s", kind, result.error)
             self.after(1.0, _Poll(kind), key=f"poll:{kind}")
             return
-        for event in result.value:
+        events: list[DebitNoteEvent | InvoiceEvent] = result.value_as(list)
+        for event in events:
             self._after[kind] = max(self._after[kind], event.event_date)
             if event.event_type.endswith("ReceivedEvent"):
-                doc_id = event.debit_note_id if kind == "debit_note" else event.invoice_id
+                doc_id = (
+                    event.debit_note_id if isinstance(event, DebitNoteEvent) else event.invoice_id
+                )
                 if doc_id not in self._seen:
                     self._seen.add(doc_id)
                     self._fetch(_Fetch(kind, doc_id))
@@ -236,7 +253,7 @@ class PaymentActor(NoteSender):
         self.io(("document", fetch), getter, fetch.doc_id)
 
     def io_document(self, result: IoResult) -> None:
-        fetch: _Fetch = result.tag[1]
+        fetch = result.tag_as(_Fetch)
         if not result.ok:
             # Never dropped: its event will not come again, so an unfetched invoice is unpaid.
             delay = min(_FETCH_BACKOFF_MAX_S, 2.0**fetch.attempt)
@@ -246,7 +263,9 @@ class PaymentActor(NoteSender):
             again = _Fetch(fetch.kind, fetch.doc_id, fetch.attempt + 1)
             self.after(delay, again, key=f"fetch:{fetch.doc_id}")
             return
-        document = result.value
+        document = (
+            result.value_as(DebitNote) if fetch.kind == "debit_note" else result.value_as(Invoice)
+        )
         if not self.ledger.has_agreement(document.agreement_id):
             # Events may beat the instance's registration by a few ms: hold them.
             self._early.setdefault(document.agreement_id, []).append(document)
@@ -301,24 +320,43 @@ class PaymentActor(NoteSender):
             self._next()
             return
         self._journal(document, DocStatus.SENDING)  # on disk before yagna hears of it
-        api = self.rt.client.payment
         if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_accepted(document)  # committed before the next decision
             self._notes_in_flight[document.activity_id] = document
-            self._send_note(document, decision.amount)
+            self.checks.send(document, decision.amount)  # its answer is not waited for
             self._next()
         else:
-            self._busy = True
-            self.io(
-                ("accepted", document),
-                api.accept_invoice,
-                document.invoice_id,
-                decision.amount,
-                self.allocation.allocation_id,
-            )
+            self._busy = True  # until yagna's answer: the next decision sees settled books
+            self.checks.send(document, decision.amount)
+
+    # -- what yagna answers the checks --------------------------------------------------------
+
+    @handles(*QUESTIONS)
+    def on_question(self, question: Question) -> None:
+        """A question to yagna (see ``PaymentChecks``), told by this actor or its timers."""
+        self.checks.ask(question)
+
+    def io_checks(self, result: IoResult) -> None:
+        match self.checks.answer(result):
+            case None:
+                pass  # asked again later
+            case Checked() as checked:
+                self._checked(checked)
+            case Arrived(document=InvoiceIn() as invoice):
+                self._accepted(invoice)
+            case Arrived(document=DebitNoteIn() as note):
+                self._note_done(note, arrived=True)
+            case NotArrived(document=InvoiceIn(), again=again):
+                self._busy = False
+                if again is not None:
+                    self._enqueue(again)  # decided (and sent) again, from the same books
+                else:
+                    self._next()
+            case NotArrived(document=DebitNoteIn() as note):
+                self._note_done(note, arrived=False)
 
     def _accepted(self, invoice: InvoiceIn) -> None:
-        """The invoice's accept arrived (debit notes: ``NoteSender._note_done``)."""
+        """The invoice's accept arrived."""
         self._busy = False
         self._journal(invoice, DocStatus.ACCEPTED)
         self.ledger.record_invoice_accepted(invoice)
@@ -352,7 +390,19 @@ class PaymentActor(NoteSender):
             self._checking.add(message.agreement_id)
             self.actor_ref.tell(Check(message.agreement_id))
 
-    def checked(self, check: Check, *, found: bool, why: str) -> None:
+    def _note_done(self, note: DebitNoteIn, *, arrived: bool) -> None:
+        """The note's accept arrived, or was given up on: it stays recorded as accepted (that
+        only overstates what is committed) and its activity's next note supersedes it."""
+        self._notes_in_flight.pop(note.activity_id, None)
+        if arrived:
+            self._journal(note, DocStatus.ACCEPTED)
+            self.rt.emit(accepted(note))
+        for held in self._held_notes.pop(note.activity_id, []):
+            self._enqueue(held)
+        self._next()
+
+    def _checked(self, answer: Checked) -> None:
+        check, found, why = answer.check, answer.found, answer.why
         if check.document is not None:  # an unknown activity: decide it now, whatever yagna said
             self._busy = False
             self._enqueue(check.document)
