@@ -12,9 +12,10 @@ and waiting for each answer in turn let them fall past their accept deadline. Re
 only ever overstates what is committed; an invoice is still sent and answered before the next
 decision.
 
-Its questions to yagna (is this agreement ours, did that accept arrive) are asked by the
-:class:`~golem_actors.payments.checks.PaymentChecks` it holds, which hands back one final answer
-per question; deciding, and the order of it, stays here.
+It holds two helpers that talk to yagna on its behalf and hand back final answers: its
+:class:`~golem_actors.payments.checks.PaymentChecks` hold documents the books do not know and ask
+yagna whether they are ours; its :class:`~golem_actors.payments.accepts.Accepts` send accepts and
+learn whether one whose answer was lost arrived. Deciding, and the order of it, stays here.
 """
 
 from __future__ import annotations
@@ -30,17 +31,9 @@ from decimal import Decimal
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
 from golem_actors.actors.runtime import Runtime
+from golem_actors.payments.accepts import ACCEPT_STEPS, Accepts, AcceptStep, Arrived, NotArrived
 from golem_actors.payments.adoption import Recovered, seed_ledger
-from golem_actors.payments.checks import (
-    QUESTIONS,
-    Arrived,
-    Check,
-    Checked,
-    NotArrived,
-    PaymentChecks,
-    Question,
-    doc_id,
-)
+from golem_actors.payments.checks import QUESTIONS, PaymentChecks, Question
 from golem_actors.payments.decisions import (
     Code,
     DebitNoteIn,
@@ -51,6 +44,7 @@ from golem_actors.payments.decisions import (
 )
 from golem_actors.payments.documents import (
     accepted,
+    doc_id,
     invoice_in,
     note_in,
     received,
@@ -74,11 +68,6 @@ __all__ = ["PaymentActor"]
 log = logging.getLogger(__name__)
 
 _FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
-
-
-@dataclass(frozen=True)
-class _Drop:
-    agreement_id: str
 
 
 @dataclass(frozen=True)
@@ -121,7 +110,6 @@ class PaymentActor(RuntimeActor):
         self.allocation = allocation
         self.ledger = PaymentLedger(allocation.total_amount)
         self._poll_s = poll_s
-        self._hold_s = hold_s
         start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         self._after = {"debit_note": start, "invoice": start}
         self.since = since if since is not None else start
@@ -130,14 +118,12 @@ class PaymentActor(RuntimeActor):
         self._busy = False  # a decision (or a check it waits on) is in flight
         self._seen: set[str] = set()
         self._settling: list[Future[Totals]] = []
-        self._early: dict[str, list[DebitNote | Invoice]] = {}  # of agreements not registered yet
         self._not_expected: set[str] = set()  # ended with a failed provider: may never invoice
         self._recovered = recovered  # what a crashed session of this run left to settle
-        self._checking: set[str] = set()  # unknown agreements being asked about
-        self._checked_docs: set[str] = set()  # documents yagna was asked about once already
         self._notes_in_flight: dict[str, DebitNoteIn] = {}  # activity id -> its note being sent
         self._held_notes: dict[str, list[DebitNote]] = {}  # activity id -> notes waiting for it
-        self.checks = PaymentChecks(self, self.ledger, allocation, self.since)
+        self.checks = PaymentChecks(self, self.ledger, allocation, since=self.since, hold_s=hold_s)
+        self.accepts = Accepts(self, allocation)
 
     def started(self) -> None:
         if self._recovered is not None:
@@ -168,7 +154,7 @@ class PaymentActor(RuntimeActor):
             self.rt.journal.agreement(
                 agreement.agreement_id, AgreementStatus.APPROVED, agreement.provider_id or ""
             )
-        for document in self._early.pop(agreement.agreement_id, []):
+        for document in self.checks.release(agreement.agreement_id):
             self._enqueue(document)
 
     @handles(RegisterActivity)
@@ -267,11 +253,7 @@ class PaymentActor(RuntimeActor):
             result.value_as(DebitNote) if fetch.kind == "debit_note" else result.value_as(Invoice)
         )
         if not self.ledger.has_agreement(document.agreement_id):
-            # Events may beat the instance's registration by a few ms: hold them.
-            self._early.setdefault(document.agreement_id, []).append(document)
-            self.after(
-                self._hold_s, _Drop(document.agreement_id), key=f"drop:{document.agreement_id}"
-            )
+            self.checks.hold(document)  # events may beat the instance's registration by a few ms
             return
         self._enqueue(document)
 
@@ -293,11 +275,9 @@ class PaymentActor(RuntimeActor):
             self._held_notes.setdefault(document.activity_id, []).append(document)
             self._next()
             return
-        if self._names_unknown_activity(document):
+        if self.checks.check_activity(document):
             # Ask yagna before refusing; still busy, so nothing else is decided meanwhile.
             self._busy = True
-            self._checked_docs.add(yagna_id(document))
-            self.actor_ref.tell(Check(document.agreement_id, document))
             return
         now = dt.datetime.now(dt.UTC)
         if isinstance(document, DebitNote):
@@ -323,25 +303,37 @@ class PaymentActor(RuntimeActor):
         if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_accepted(document)  # committed before the next decision
             self._notes_in_flight[document.activity_id] = document
-            self.checks.send(document, decision.amount)  # its answer is not waited for
+            self.accepts.send(document, decision.amount)  # its answer is not waited for
             self._next()
         else:
             self._busy = True  # until yagna's answer: the next decision sees settled books
-            self.checks.send(document, decision.amount)
+            self.accepts.send(document, decision.amount)
 
-    # -- what yagna answers the checks --------------------------------------------------------
+    # -- what yagna answers the helpers --------------------------------------------------------
 
     @handles(*QUESTIONS)
     def on_question(self, question: Question) -> None:
-        """A question to yagna (see ``PaymentChecks``), told by this actor or its timers."""
+        """A check's question, told by the checks or asked again on a timer."""
         self.checks.ask(question)
 
     def io_checks(self, result: IoResult) -> None:
-        match self.checks.answer(result):
+        decide = self.checks.answer(result)
+        if decide is None:
+            return  # asked again later
+        if decide.resume:
+            self._busy = False
+        for document in decide.documents:
+            self._enqueue(document)
+
+    @handles(*ACCEPT_STEPS)
+    def on_accept_step(self, step: AcceptStep) -> None:
+        """An accept's step taken again on a timer."""
+        self.accepts.take(step)
+
+    def io_accepts(self, result: IoResult) -> None:
+        match self.accepts.answer(result):
             case None:
-                pass  # asked again later
-            case Checked() as checked:
-                self._checked(checked)
+                pass  # still in question
             case Arrived(document=InvoiceIn() as invoice):
                 self._accepted(invoice)
             case Arrived(document=DebitNoteIn() as note):
@@ -383,13 +375,6 @@ class PaymentActor(RuntimeActor):
         if not result.ok:
             log.info("rejecting an invoice: %s", result.error)
 
-    @handles(_Drop)
-    def on_drop(self, message: _Drop) -> None:
-        """Documents of an agreement never registered: ours only if yagna says so."""
-        if message.agreement_id in self._early and message.agreement_id not in self._checking:
-            self._checking.add(message.agreement_id)
-            self.actor_ref.tell(Check(message.agreement_id))
-
     def _note_done(self, note: DebitNoteIn, *, arrived: bool) -> None:
         """The note's accept arrived, or was given up on: it stays recorded as accepted (that
         only overstates what is committed) and its activity's next note supersedes it."""
@@ -400,32 +385,6 @@ class PaymentActor(RuntimeActor):
         for held in self._held_notes.pop(note.activity_id, []):
             self._enqueue(held)
         self._next()
-
-    def _checked(self, answer: Checked) -> None:
-        check, found, why = answer.check, answer.found, answer.why
-        if check.document is not None:  # an unknown activity: decide it now, whatever yagna said
-            self._busy = False
-            self._enqueue(check.document)
-            return
-        self._checking.discard(check.agreement_id)
-        for document in self._early.pop(check.agreement_id, []):
-            if found:
-                self._checked_docs.add(yagna_id(document))
-                self._enqueue(document)
-            else:
-                log.warning(
-                    "ignoring %s of unknown agreement %s: %s",
-                    type(document).__name__,
-                    check.agreement_id,
-                    why,
-                )
-
-    def _names_unknown_activity(self, document: DebitNote | Invoice) -> bool:
-        if yagna_id(document) in self._checked_docs:
-            return False
-        if isinstance(document, DebitNote):
-            return not self.ledger.has_activity(document.activity_id)
-        return any(not self.ledger.has_activity(a) for a in document.activity_ids)
 
     def _journal(self, document: DebitNoteIn | InvoiceIn, status: DocStatus) -> None:
         journal = self.rt.journal

@@ -1,4 +1,4 @@
-"""The payment actor's questions to yagna: is this agreement ours, and did that accept arrive.
+"""Documents the payment books do not know yet: hold them, ask yagna whether they are ours.
 
 An invoice or debit note can name an agreement the requestor lost track of (the agreement actor
 failed on our side while the provider had approved, then terminated it: the provider invoices) or
@@ -10,15 +10,13 @@ the payment actor fetches the agreement, accepts responsibility only if it is th
 one from the agreement's approval, the earliest it could have started), and then decides the
 document as usual: within prices and budget, exactly once.
 
-The other question is whether an accept arrived: a POST whose answer was lost may or may not have
-reached yagna, so it is never sent again blindly; yagna is asked first. Accepts are therefore sent
-from here too.
+A document of an agreement not registered yet is first held: events may beat the instance's
+registration by a few ms. Only if no registration comes within ``hold_s`` is yagna asked.
 
-:class:`PaymentChecks` is an object the payment actor holds. Every question is a small message
-(:data:`Question`): asked now, its blocking call runs on the io pool and comes back tagged with
-it; asked again later, it comes back through the actor's timers. The checks retry on their own
-and hand the actor one final :data:`Answer` per question (:class:`Checked`, :class:`Arrived`,
-:class:`NotArrived`); what to decide next stays the actor's business.
+:class:`PaymentChecks` is an object the payment actor holds. Each question (:data:`Question`) is
+a message that also tags its io call (the blocking part, :func:`verify_agreement`, runs on the io
+pool), and one asked again later comes back through the actor's timers. It hands the actor the
+documents it may now decide (:class:`Decide`).
 """
 
 from __future__ import annotations
@@ -26,12 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 
 from golem_actors.actors.base import RuntimeActor
 from golem_actors.actors.io import IoResult
 from golem_actors.payments.adoption import unknown_activity_starts, why_not_ours
-from golem_actors.payments.decisions import DebitNoteIn, InvoiceIn
 from golem_actors.payments.documents import yagna_id
 from golem_actors.payments.ledger import PaymentLedger
 from golem_actors.payments.terms import terms_of
@@ -42,15 +38,11 @@ from golem_actors.yagna.models import Agreement, Allocation, DebitNote, Invoice
 
 __all__ = [
     "QUESTIONS",
-    "Answer",
-    "Arrived",
     "Check",
-    "Checked",
-    "NotArrived",
+    "Decide",
     "PaymentChecks",
     "Question",
     "Verified",
-    "doc_id",
     "verify_agreement",
 ]
 
@@ -58,9 +50,6 @@ log = logging.getLogger(__name__)
 
 _CHECKS = 5  # tries of one check when yagna does not answer (about half a minute in all)
 _BILLABLE = frozenset({"Approved", "Terminated"})
-_RECHECKS = 8  # about a minute of asking yagna whether an invoice's accept arrived
-_ACCEPT_TRIES = 5  # accepts of one document that yagna answered with an error
-_ACCEPTED = frozenset({"ACCEPTED", "SETTLED"})
 
 
 @dataclass(frozen=True)
@@ -96,9 +85,6 @@ def verify_agreement(
     return Verified(agreement, tuple(client.activity.activities(agreement_id)))
 
 
-# -- the questions ------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Check:
     """Ask yagna about ``agreement_id``; ``document`` is the one held until the answer (if any)."""
@@ -109,72 +95,27 @@ class Check:
 
 
 @dataclass(frozen=True)
-class _Accept:
-    """Send the accept of ``document`` (a debit note's again, after its answer was lost)."""
+class _HoldOver:
+    """The documents held for ``agreement_id`` waited long enough for its registration."""
 
-    document: DebitNoteIn | InvoiceIn
-    amount: Decimal
-    attempt: int = 1
+    agreement_id: str
 
 
-@dataclass(frozen=True)
-class _Recheck:
-    """Ask yagna whether an invoice's accept arrived (its ``attempt``-th time of asking)."""
-
-    invoice: InvoiceIn
-    attempt: int
+Question = Check | _HoldOver
+#: Every question type, for the actor's handler of the ones told or asked again on a timer.
+QUESTIONS: tuple[type[Question], ...] = (Check, _HoldOver)
 
 
 @dataclass(frozen=True)
-class _NoteRecheck:
-    """Ask yagna whether the ``attempt``-th accept of a debit note arrived."""
+class Decide:
+    """Documents the actor may now decide; ``resume``: it was waiting (busy) on this answer."""
 
-    note: DebitNoteIn
-    amount: Decimal
-    attempt: int
-
-
-Question = Check | _Accept | _Recheck | _NoteRecheck
-#: Every question type, for the actor's handler of the ones asked again on a timer.
-QUESTIONS: tuple[type[Question], ...] = (Check, _Accept, _Recheck, _NoteRecheck)
-
-
-# -- the answers --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Checked:
-    """yagna answered ``check``: the agreement is recorded (``found``) or not ours (``why``)."""
-
-    check: Check
-    found: bool
-    why: str = ""
-
-
-@dataclass(frozen=True)
-class Arrived:
-    """The accept of ``document`` reached yagna (its answer said so, or yagna did when asked)."""
-
-    document: DebitNoteIn | InvoiceIn
-
-
-@dataclass(frozen=True)
-class NotArrived:
-    """The accept of ``document`` did not arrive and is not sent again from here.
-
-    ``again``: the invoice as yagna still has it (received), to be decided and sent again from
-    the same books; None when it is given up on.
-    """
-
-    document: DebitNoteIn | InvoiceIn
-    again: Invoice | None = None
-
-
-Answer = Checked | Arrived | NotArrived
+    documents: tuple[DebitNote | Invoice, ...]
+    resume: bool = False
 
 
 class PaymentChecks:
-    """The payment actor's questions to yagna, asked on its behalf through its io and timers.
+    """The payment actor's documents of unknown agreements or activities, and its questions.
 
     ``ledger``, ``allocation`` and ``since`` are the actor's own: an agreement yagna says is ours
     is recorded in its books, and an agreement is ours only if made by the allocation's address
@@ -186,80 +127,93 @@ class PaymentChecks:
         actor: RuntimeActor,
         ledger: PaymentLedger,
         allocation: Allocation,
+        *,
         since: dt.datetime,
+        hold_s: float,
     ) -> None:
         self._actor = actor
         self._ledger = ledger
         self._allocation = allocation
         self._since = since
-        self._tries: dict[str, int] = {}  # accepts of one invoice that yagna did not take
+        self._hold_s = hold_s
+        self._held: dict[str, list[DebitNote | Invoice]] = {}  # agreement id -> its documents
+        self._checking: set[str] = set()  # unknown agreements being asked about
+        self._checked_docs: set[str] = set()  # documents yagna was asked about once already
 
-    def send(self, document: DebitNoteIn | InvoiceIn, amount: Decimal) -> None:
-        """Send the accept of a decided document; the outcome is an :data:`Answer`."""
-        self.ask(_Accept(document, amount))
+    def hold(self, document: DebitNote | Invoice) -> None:
+        """Hold a document of an agreement not registered (yet): ``release`` or ask yagna."""
+        agreement_id = document.agreement_id
+        self._held.setdefault(agreement_id, []).append(document)
+        self._actor.after(self._hold_s, _HoldOver(agreement_id), key=f"drop:{agreement_id}")
+
+    def release(self, agreement_id: str) -> list[DebitNote | Invoice]:
+        """The documents held for an agreement that is registered now."""
+        return self._held.pop(agreement_id, [])
+
+    def check_activity(self, document: DebitNote | Invoice) -> bool:
+        """Ask yagna (once per document) about one naming an activity the books do not know.
+
+        True if asked: the actor waits for the :class:`Decide` answer before deciding anything
+        else, and then decides the document whatever yagna said.
+        """
+        if not self._names_unknown_activity(document):
+            return False
+        self._checked_docs.add(yagna_id(document))
+        self._actor.actor_ref.tell(Check(document.agreement_id, document))
+        return True
 
     def ask(self, question: Question) -> None:
         """Ask yagna now; the call's result comes back to the actor as ``io_checks``."""
-        rt = self._actor.rt
-        api = rt.client.payment
-        tag = ("checks", question)
-        allocation_id = self._allocation.allocation_id
         match question:
+            case _HoldOver(agreement_id=agreement_id):
+                if agreement_id in self._held and agreement_id not in self._checking:
+                    self._checking.add(agreement_id)
+                    self._actor.actor_ref.tell(Check(agreement_id))
             case Check():
-                run_id = rt.journal.state.run_id if rt.journal is not None else None
+                rt = self._actor.rt
                 self._actor.io(
-                    tag,
+                    ("checks", question),
                     verify_agreement,
                     rt.client,
                     question.agreement_id,
                     since=self._since,
-                    run_id=run_id,
+                    run_id=rt.journal.state.run_id if rt.journal is not None else None,
                     identity=self._allocation.address,
                 )
-            case _Accept(document=DebitNoteIn() as note):
-                self._actor.io(
-                    tag, api.accept_debit_note, note.debit_note_id, question.amount, allocation_id
-                )
-            case _Accept(document=InvoiceIn() as invoice):
-                self._actor.io(
-                    tag, api.accept_invoice, invoice.invoice_id, question.amount, allocation_id
-                )
-            case _Recheck():
-                self._actor.io(tag, api.get_invoice, question.invoice.invoice_id)
-            case _NoteRecheck():
-                self._actor.io(tag, api.get_debit_note, question.note.debit_note_id)
 
-    def answer(self, result: IoResult) -> Answer | None:
-        """yagna's answer to a question: final, or None while the question is asked again."""
-        match result.tag[1]:
-            case Check() as check:
-                return self._verified(check, result)
-            case _Accept() as accept:
-                return self._sent(accept, result)
-            case _Recheck() as recheck:
-                return self._rechecked(recheck, result)
-            case _NoteRecheck() as recheck:
-                return self._note_rechecked(recheck, result)
-        raise TypeError(f"not a payment check: {result.tag!r}")
-
-    def _again(self, delay_s: float, question: Question, key: str) -> None:
-        self._actor.after(delay_s, question, key=key)
-
-    # -- is it ours ---------------------------------------------------------------------------
-
-    def _verified(self, check: Check, result: IoResult) -> Checked | None:
+    def answer(self, result: IoResult) -> Decide | None:
+        """yagna's answer to a check: what to decide now, or None while it is asked again."""
+        check = result.tag_as(Check)
         if not result.ok:
             if check.attempt < _CHECKS:
                 retry = Check(check.agreement_id, check.document, check.attempt + 1)
                 delay = min(10.0, 1.0 * 2**check.attempt)
-                self._again(delay, retry, _key(check))
+                self._actor.after(delay, retry, key=_key(check))
                 return None
             log.warning("cannot ask yagna about agreement %s: %s", check.agreement_id, result.error)
-            return Checked(check, found=False, why=str(result.error))
+            return self._checked(check, found=False, why=str(result.error))
         verified = result.value_as(Verified)
         if verified.agreement is None:
-            return Checked(check, found=False, why=verified.why_not)
-        return Checked(check, found=self._record(verified.agreement, verified.activity_ids))
+            return self._checked(check, found=False, why=verified.why_not)
+        found = self._record(verified.agreement, verified.activity_ids)
+        return self._checked(check, found=found, why="")
+
+    def _checked(self, check: Check, *, found: bool, why: str) -> Decide:
+        if check.document is not None:  # an unknown activity: decide it now, whatever yagna said
+            return Decide((check.document,), resume=True)
+        self._checking.discard(check.agreement_id)
+        documents = self._held.pop(check.agreement_id, [])
+        if found:
+            self._checked_docs.update(yagna_id(document) for document in documents)
+            return Decide(tuple(documents))
+        for document in documents:
+            log.warning(
+                "ignoring %s of unknown agreement %s: %s",
+                type(document).__name__,
+                check.agreement_id,
+                why,
+            )
+        return Decide(())
 
     def _record(self, agreement: Agreement, activity_ids: tuple[str, ...]) -> bool:
         """Record what yagna says is ours, journaled like a registration; False if unusable."""
@@ -290,56 +244,12 @@ class PaymentChecks:
                 journal.activity(activity_id, agreement_id, at)
         return True
 
-    # -- did the accept arrive ----------------------------------------------------------------
-
-    def _sent(self, accept: _Accept, result: IoResult) -> Arrived | None:
-        document = accept.document
-        if result.ok:
-            return Arrived(document)
-        # The accept may or may not have reached yagna (a POST is never retried blindly): ask.
-        log.warning("accepting %s failed: %s; checking with yagna", doc_id(document), result.error)
-        if isinstance(document, InvoiceIn):
-            # The actor stays busy, so no other decision sees a budget that is not settled.
-            self._again(1.0, _Recheck(document, 1), "recheck")
-        else:
-            self.ask(_NoteRecheck(document, accept.amount, accept.attempt))
-        return None
-
-    def _rechecked(self, message: _Recheck, result: IoResult) -> Arrived | NotArrived | None:
-        invoice = message.invoice
-        if not result.ok:
-            if message.attempt < _RECHECKS:
-                delay = min(10.0, 1.0 * 2**message.attempt)
-                self._again(delay, _Recheck(invoice, message.attempt + 1), "recheck")
-                return None
-            log.error("cannot learn whether %s was accepted: %s", doc_id(invoice), result.error)
-            return NotArrived(invoice)  # left outstanding: a resumed run asks yagna again
-        found = result.value_as(Invoice)
-        if found.status in _ACCEPTED:
-            return Arrived(invoice)  # it did arrive before the answer was lost
-        tries = self._tries[doc_id(invoice)] = self._tries.get(doc_id(invoice), 0) + 1
-        if tries < _ACCEPT_TRIES and found.status == "RECEIVED":
-            return NotArrived(invoice, again=found)  # decided (and sent) again, same books
-        log.error("%s is %s in yagna; giving up on it", doc_id(invoice), found.status)
-        return NotArrived(invoice)
-
-    def _note_rechecked(
-        self, message: _NoteRecheck, result: IoResult
-    ) -> Arrived | NotArrived | None:
-        """A debit note given up on stays recorded as accepted (that only overstates what is
-        committed), and its activity's next note supersedes it."""
-        note, attempt = message.note, message.attempt
-        status = result.value_as(DebitNote).status if result.ok else None
-        if status in _ACCEPTED:
-            return Arrived(note)  # it arrived before the answer was lost
-        if attempt < _ACCEPT_TRIES and status in (None, "RECEIVED"):
-            delay = min(10.0, 2.0**attempt)
-            self._again(
-                delay, _Accept(note, message.amount, attempt + 1), f"note:{note.activity_id}"
-            )
-            return None
-        log.error("%s is %s in yagna; giving up on it", doc_id(note), status or "unknown")
-        return NotArrived(note)
+    def _names_unknown_activity(self, document: DebitNote | Invoice) -> bool:
+        if yagna_id(document) in self._checked_docs:
+            return False
+        if isinstance(document, DebitNote):
+            return not self._ledger.has_activity(document.activity_id)
+        return any(not self._ledger.has_activity(a) for a in document.activity_ids)
 
 
 def _key(check: Check) -> str:
@@ -347,10 +257,3 @@ def _key(check: Check) -> str:
     if document is None:
         return f"check:{check.agreement_id}"
     return f"check:{check.agreement_id}:{yagna_id(document)}"
-
-
-def doc_id(document: DebitNoteIn | InvoiceIn) -> str:
-    """The document as a log line names it."""
-    if isinstance(document, DebitNoteIn):
-        return f"debit note {document.debit_note_id}"
-    return f"invoice {document.invoice_id}"
