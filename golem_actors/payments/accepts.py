@@ -117,14 +117,15 @@ class Accepts:
 
     def answer(self, result: IoResult) -> Arrived | NotArrived | None:
         """yagna's answer to a step: final, or None while the accept is still in question."""
-        match result.tag[1]:
-            case _Send() as send:
-                return self._sent(send, result)
-            case _Recheck() as recheck:
-                return self._rechecked(recheck, result)
-            case _NoteRecheck() as recheck:
-                return self._note_rechecked(recheck, result)
-        raise TypeError(f"not an accept: {result.tag!r}")
+        step: object = result.tag[1]
+        match step:
+            case _Send():
+                return self._sent(step, result)
+            case _Recheck():
+                return self._rechecked(step, result)
+            case _NoteRecheck():
+                return self._note_rechecked(step, result)
+        raise TypeError(f"not an accept step: {step!r}")
 
     def _sent(self, send: _Send, result: IoResult) -> Arrived | None:
         document = send.document
@@ -141,7 +142,7 @@ class Accepts:
         invoice = step.invoice
         if not result.ok:
             if step.attempt < _RECHECKS:
-                delay = min(10.0, 1.0 * 2**step.attempt)
+                delay = min(10.0, 2.0**step.attempt)
                 self._actor.after(delay, _Recheck(invoice, step.attempt + 1), key="recheck")
                 return None
             log.error("cannot learn whether %s was accepted: %s", doc_id(invoice), result.error)

@@ -187,7 +187,7 @@ class PaymentChecks:
         if not result.ok:
             if check.attempt < _CHECKS:
                 retry = Check(check.agreement_id, check.document, check.attempt + 1)
-                delay = min(10.0, 1.0 * 2**check.attempt)
+                delay = min(10.0, 2.0**check.attempt)
                 self._actor.after(delay, retry, key=_key(check))
                 return None
             log.warning("cannot ask yagna about agreement %s: %s", check.agreement_id, result.error)

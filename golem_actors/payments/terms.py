@@ -85,8 +85,11 @@ class Terms:
             raise TypeError(f"cpu_threads must be an int, got {self.cpu_threads!r}")
         if self.cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
-        for name in ("debit_note_interval_s", "accept_timeout_s", "payment_timeout_s"):
-            value = getattr(self, name)
+        for name, value in (
+            ("debit_note_interval_s", self.debit_note_interval_s),
+            ("accept_timeout_s", self.accept_timeout_s),
+            ("payment_timeout_s", self.payment_timeout_s),
+        ):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
