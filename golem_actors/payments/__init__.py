@@ -9,8 +9,15 @@ One concept in one package, read from the bottom up:
   agreements and documents, an agreement or activity never registered (pure).
 - :mod:`.documents`: yagna's documents as the books' inputs, and the events of each step.
 - :mod:`.messages`: what the rest of the runtime tells the payment actor.
-- :mod:`.checks`: the actor's questions to yagna (is it ours, did that accept arrive).
+- :mod:`.checks`: documents of agreements or activities the books do not know: held, then yagna
+  asked whether they are ours (an object the actor holds).
+- :mod:`.accepts`: sending accepts, and whether one whose answer was lost arrived (an object the
+  actor holds).
 - :mod:`.actor`: :class:`~golem_actors.payments.actor.PaymentActor`, the one payment actor.
+
+The payment policy is two pure modules rather than one because together they pass 600 lines:
+:mod:`.decisions` is what crosses the boundary (documents in, decisions and totals out, read by
+the session and the summaries), :mod:`.ledger` the rules that produce it from the books.
 
 This module imports nothing, so importing the pure parts never loads the actor.
 """

@@ -16,12 +16,17 @@ import pytest
 
 from golem_actors.actors.runtime import Runtime
 from golem_actors.events import DebitNoteAccepted, InvoiceAccepted
-from golem_actors.payments.actor import PaymentActor
 from golem_actors.payments.decisions import Totals
 from golem_actors.payments.messages import GetTotals
-from golem_actors.yagna.models import Allocation
 from golem_actors.yagna.testing import MockRequest, MockResponse
-from tests.payments.test_checks import ACTIVITY, PAY, US, Yagna, invoice_json, note_json
+from tests.payments.test_checks import (
+    ACTIVITY,
+    PAY,
+    Yagna,
+    invoice_json,
+    note_json,
+    start_payments,
+)
 from tests.waiting import wait_for
 
 
@@ -48,18 +53,7 @@ def books() -> Iterator[Books]:
     yagna.agreement()  # ours, adopted when its first document arrives
     client = yagna.mock.client()
     rt = Runtime(client.config, client=client)
-    allocation = Allocation.from_json(
-        {
-            "allocationId": "alloc-1",
-            "totalAmount": "10",
-            "spentAmount": "0",
-            "remainingAmount": "10",
-            "address": US,
-        }
-    )
-    out = Books(
-        yagna, PaymentActor.start(rt, allocation, poll_s=1.0, since=yagna.since, hold_s=0.1)
-    )
+    out = Books(yagna, start_payments(yagna, rt))
     rt.events.subscribe(lambda e: out.accepted.append(e.invoice_id), InvoiceAccepted)
     rt.events.subscribe(lambda e: out.accepted.append(e.debit_note_id), DebitNoteAccepted)
     try:
