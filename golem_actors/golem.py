@@ -31,29 +31,24 @@ import pykka
 from golem_actors.actors.agreement import AgreementEventsActor
 from golem_actors.actors.instance import InstanceConfig
 from golem_actors.actors.market import MarketActor
-from golem_actors.actors.payment_messages import (
+from golem_actors.actors.runtime import Runtime
+from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
+from golem_actors.cluster import Cluster
+from golem_actors.journal import Journal, JournalError
+from golem_actors.payments.actor import PaymentActor
+from golem_actors.payments.adoption import Recovered, spent_before
+from golem_actors.payments.decisions import Totals
+from golem_actors.payments.messages import (
     AgreementClosed,
     GetTotals,
     RegisterAgreement,
     Settle,
 )
-from golem_actors.actors.payments import PaymentActor
-from golem_actors.actors.runtime import Runtime
-from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
-from golem_actors.cluster import Cluster
-from golem_actors.journal import Journal, JournalError
-from golem_actors.policy.decisions import Totals
 from golem_actors.policy.demand import DemandSpec
 from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
 from golem_actors.policy.restart import RestartType, SupervisorPolicy
 from golem_actors.policy.scoring import OfferScorer, default_scorer
-from golem_actors.recovery import (
-    Recovered,
-    RecoveryError,
-    end_open_agreements,
-    recover,
-    spent_before,
-)
+from golem_actors.recovery import RecoveryError, end_open_agreements, recover
 from golem_actors.service import InstanceSnapshot, ServiceActor, ServiceHandle
 from golem_actors.session_market import publish_demand
 from golem_actors.storage.http import HttpStorage

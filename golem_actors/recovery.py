@@ -7,9 +7,10 @@ arrived before the crash), so nothing is accepted twice. The journal says which 
 activities were ours; yagna's agreement list by app session (the run id) adds any agreement whose
 id never reached the journal.
 
-The result, :class:`Recovered`, seeds the payment actor's books (agreements with their terms,
-activities, what was accepted) and hands it the documents still waiting for a decision; from there
-the usual rules apply: within prices and budget, once, one at a time.
+The result, :class:`~golem_actors.payments.adoption.Recovered`, seeds the payment actor's books
+(agreements with their terms, activities, what was accepted) and hands it the documents still
+waiting for a decision; from there the usual rules apply: within prices and budget, once, one at
+a time.
 """
 
 from __future__ import annotations
@@ -19,30 +20,17 @@ import datetime as dt
 import functools
 import logging
 import time
-from collections.abc import Callable, Container, Iterable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Callable
 from typing import TypeVar
 
 from golem_actors.journal import Journal
-from golem_actors.policy.decisions import Code, DebitNoteIn, InvoiceIn
+from golem_actors.payments.adoption import Recovered, unknown_activity_starts
 from golem_actors.policy.journal import AgreementStatus, DocStatus
-from golem_actors.policy.payments import PaymentLedger
-from golem_actors.policy.terms import Terms
 from golem_actors.yagna import YagnaClient, YagnaError, YagnaGoneError
 from golem_actors.yagna.errors import YagnaNotFoundError
 from golem_actors.yagna.models import Agreement, DebitNote, Invoice
 
-__all__ = [
-    "Recovered",
-    "RecoveryError",
-    "end_open_agreements",
-    "recover",
-    "seed_ledger",
-    "spent_before",
-    "unknown_activity_starts",
-    "why_not_ours",
-]
+__all__ = ["RecoveryError", "end_open_agreements", "recover"]
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +38,6 @@ T = TypeVar("T")
 
 #: Agreement states that can still bill (or become billable): these get terminated.
 _LIVE = frozenset({"Approved", "Pending"})
-
-
-@dataclass
-class Recovered:
-    """What a crashed run left: its agreements (all ended now) and its payment documents."""
-
-    agreements: list[Agreement] = field(default_factory=list)
-    activities: dict[str, tuple[str, dt.datetime]] = field(default_factory=dict)  # id -> agr, at
-    accepted_notes: list[DebitNote] = field(default_factory=list)
-    accepted_invoices: list[Invoice] = field(default_factory=list)
-    rejected_invoices: list[Invoice] = field(default_factory=list)  # refused before the crash
-    pending: list[DebitNote | Invoice] = field(default_factory=list)  # RECEIVED: to decide
-    terminated: list[str] = field(default_factory=list)  # ended by this recovery
-    problems: list[str] = field(default_factory=list)
 
 
 def end_open_agreements(
@@ -154,7 +128,8 @@ def _bound_unknown_activities(
     invoices: list[Invoice],
 ) -> None:
     """An activity the journal never heard of (a crash right after it was created) is bounded
-    from its agreement's approval (see :func:`unknown_activity_starts`)."""
+    from its agreement's approval (see
+    :func:`~golem_actors.payments.adoption.unknown_activity_starts`)."""
     billed: list[tuple[str, tuple[str, ...]]] = [(n.agreement_id, (n.activity_id,)) for n in notes]
     billed += [(i.agreement_id, i.activity_ids) for i in invoices]
     now = dt.datetime.now(dt.UTC)
@@ -162,42 +137,6 @@ def _bound_unknown_activities(
         starts = unknown_activity_starts(ours[agreement_id], activity_ids, out.activities, now)
         for activity_id, at in starts.items():
             out.activities[activity_id] = (agreement_id, at)
-
-
-def unknown_activity_starts(
-    agreement: Agreement, activity_ids: Iterable[str], known: Container[str], now: dt.datetime
-) -> dict[str, dt.datetime]:
-    """When each of ``agreement``'s activities not in ``known`` may have started at the earliest.
-
-    An activity the requestor never recorded (a crash, or a create whose answer was lost) cannot
-    have started before its agreement was approved, so that bounds its bill; ``now`` stands in for
-    an approval time yagna does not state.
-    """
-    start = agreement.approved_date or now
-    return {activity_id: start for activity_id in activity_ids if activity_id not in known}
-
-
-def why_not_ours(
-    agreement: Agreement,
-    *,
-    since: dt.datetime,
-    run_id: str | None = None,
-    identity: str | None = None,
-) -> str | None:
-    """Why ``agreement`` is not one this run made (None if it is): the requestor must be us, it
-    must be created at or after ``since`` (the session's start), and with a journal, its app
-    session must be the run id (what :func:`recover` lists a run's agreements by)."""
-    requestor = agreement.requestor_id
-    if identity is not None and requestor is not None and requestor.lower() != identity.lower():
-        return f"its requestor is {requestor}, not us ({identity})"
-    created = agreement.timestamp or agreement.approved_date
-    if created is None:
-        return "yagna does not say when it was created"
-    if created < since:
-        return f"it was created at {created.isoformat()}, before this session ({since.isoformat()})"
-    if run_id is not None and agreement.app_session_id != run_id:
-        return f"its app session is {agreement.app_session_id!r}, not this run's {run_id!r}"
-    return None
 
 
 def _sort_documents(
@@ -220,73 +159,6 @@ def _sort_documents(
             out.pending.append(invoice)
         elif invoice.status == "REJECTED":
             out.rejected_invoices.append(invoice)
-
-
-def seed_ledger(
-    ledger: PaymentLedger,
-    recovered: Recovered,
-    now: dt.datetime,
-    terms_of: Callable[[Agreement], Terms],
-) -> list[str]:
-    """Put what a crashed session decided into fresh books; returns what could not be."""
-    problems: list[str] = []
-    for agreement in recovered.agreements:
-        try:
-            terms = terms_of(agreement)
-            ledger.record_agreement(agreement.agreement_id, terms, agreement.approved_date or now)
-            ledger.record_termination(agreement.agreement_id, now)  # ended by this recovery
-        except ValueError as exc:
-            problems.append(f"agreement {agreement.agreement_id}: {exc}")
-    for activity_id, (agreement_id, at) in recovered.activities.items():
-        try:
-            ledger.record_activity(agreement_id, activity_id, at)
-        except (KeyError, ValueError) as exc:
-            problems.append(f"activity {activity_id}: {exc}")
-    for note in recovered.accepted_notes:
-        try:
-            ledger.record_debit_note_accepted(
-                DebitNoteIn(
-                    note.debit_note_id,
-                    note.agreement_id,
-                    note.activity_id,
-                    note.total_amount_due,
-                    note.timestamp or now,
-                )
-            )
-        except (KeyError, ValueError) as exc:
-            problems.append(f"debit note {note.debit_note_id}: {exc}")
-    for invoice in recovered.accepted_invoices:
-        doc = InvoiceIn(
-            invoice.invoice_id, invoice.agreement_id, invoice.amount, invoice.activity_ids
-        )
-        try:
-            ledger.record_invoice_received(doc)
-            ledger.record_invoice_accepted(doc)
-        except (KeyError, ValueError) as exc:
-            problems.append(f"invoice {invoice.invoice_id}: {exc}")
-    for invoice in recovered.rejected_invoices:
-        # Refused before the crash: settling must not wait for it as if it were still to come.
-        # The crashed session's reason is not kept; refusals of a provider's invoice are
-        # overcharges in practice (the others are for agreements that are not ours).
-        doc = InvoiceIn(
-            invoice.invoice_id, invoice.agreement_id, invoice.amount, invoice.activity_ids
-        )
-        ledger.record_invoice_received(doc)
-        ledger.record_invoice_refused(doc, Code.OVERCHARGE)
-    return problems
-
-
-def spent_before(recovered: Recovered) -> Decimal:
-    """What the crashed session committed per yagna: each agreement's accepted invoice, or
-    before one, its activities' highest accepted debit notes."""
-    paid = {i.agreement_id: i.amount for i in recovered.accepted_invoices}
-    notes: dict[str, Decimal] = {}
-    for note in recovered.accepted_notes:
-        if note.agreement_id not in paid:
-            notes[note.activity_id] = max(
-                notes.get(note.activity_id, Decimal(0)), note.total_amount_due
-            )
-    return sum(paid.values(), Decimal(0)) + sum(notes.values(), Decimal(0))
 
 
 class RecoveryError(RuntimeError):

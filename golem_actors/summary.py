@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from golem_actors import events as ev
 from golem_actors.events import EventBus
-from golem_actors.policy.decisions import Totals
+from golem_actors.payments.decisions import Totals
 
 __all__ = ["ProviderRow", "RunSummary"]
 

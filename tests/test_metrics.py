@@ -22,7 +22,7 @@ from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState
 from golem_actors.golem import Cluster, Golem
 from golem_actors.metrics import Metrics
-from golem_actors.policy.decisions import Totals
+from golem_actors.payments.decisions import Totals
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.service import ServiceHandle
 from golem_actors.yagna import ApiConfig

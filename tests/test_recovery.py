@@ -1,10 +1,9 @@
-"""Recovery's books: what a crashed session decided is put back, so settling waits only for
-invoices that can still come."""
+"""Recovery: what a crashed run left is asked of yagna, never guessed.
+
+How the books take it on is tested in tests/payments/test_adoption.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,49 +11,9 @@ from typing import Any
 import pytest
 
 from golem_actors.journal import Journal
-from golem_actors.policy.decisions import InvoiceState
-from golem_actors.policy.payments import PaymentLedger
-from golem_actors.policy.terms import Terms
-from golem_actors.recovery import Recovered, RecoveryError, recover, seed_ledger
+from golem_actors.recovery import RecoveryError, recover
 from golem_actors.yagna.errors import YagnaServerError
 from golem_actors.yagna.models import Invoice
-
-NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-TERMS = Terms(
-    prices={"golem.usage.duration_sec": Decimal("0.0001")},
-    usage_vector=("golem.usage.duration_sec",),
-    start_price=Decimal(0),
-    cpu_threads=1,
-)
-
-
-def _agreement(agreement_id: str) -> Any:
-    return SimpleNamespace(agreement_id=agreement_id, approved_date=NOW - dt.timedelta(minutes=5))
-
-
-def _invoice(invoice_id: str, agreement_id: str, status: str) -> Invoice:
-    return Invoice(
-        invoice_id=invoice_id, agreement_id=agreement_id, amount=Decimal(1), status=status
-    )
-
-
-def test_an_invoice_refused_before_the_crash_is_not_waited_for() -> None:
-    recovered = Recovered(
-        agreements=[_agreement("paid"), _agreement("refused"), _agreement("to-come")],
-        accepted_invoices=[_invoice("i1", "paid", "ACCEPTED")],
-        rejected_invoices=[_invoice("i2", "refused", "REJECTED")],
-    )
-    ledger = PaymentLedger(Decimal(5))
-    assert seed_ledger(ledger, recovered, NOW, lambda _a: TERMS) == []
-    assert ledger.invoice_state("paid") is InvoiceState.ACCEPTED
-    assert ledger.invoice_state("refused") is InvoiceState.REFUSED
-    assert ledger.invoice_state("to-come") is InvoiceState.NONE
-    # What settling waits for: ended, not paid and not refused (the payment actor's rule).
-    waiting = [
-        a for a in ledger.outstanding() if ledger.invoice_state(a) is not InvoiceState.REFUSED
-    ]
-    assert waiting == ["to-come"]
-    assert ledger.spent() == Decimal(1)  # the refused invoice costs nothing
 
 
 class _Flaky:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from golem_actors import events as ev
 from golem_actors.events import EventBus
-from golem_actors.policy.decisions import Totals
+from golem_actors.payments.decisions import Totals
 from golem_actors.summary import RunSummary
 
 P0, P1 = "0x" + "a" * 40, "0x" + "b" * 40

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pykka
 
@@ -22,6 +22,8 @@ from golem_actors.actors.scheduler import Tick
 __all__ = ["ChildDied", "RuntimeActor", "handles"]
 
 log = logging.getLogger(__name__)
+
+_Handler = TypeVar("_Handler", bound=Callable[..., object])
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,10 @@ class ChildDied:
     error: BaseException
 
 
-def handles(*types: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a method as the handler of the given message types."""
+def handles(*types: type) -> Callable[[_Handler], _Handler]:
+    """Mark a method as the handler of the given message types (its signature is kept)."""
 
-    def mark(method: Callable[..., Any]) -> Callable[..., Any]:
+    def mark(method: _Handler) -> _Handler:
         method._handles = types  # type: ignore[attr-defined]  # noqa: SLF001
         return method
 

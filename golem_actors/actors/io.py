@@ -19,13 +19,15 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 
 __all__ = ["Io", "IoResult"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,24 @@ class IoResult:
         if self.error is not None:
             raise self.error
         return self.value
+
+    def tag_as(self, kind: type[T]) -> T:
+        """What a ``(name, payload)`` tag carries, checked to be the ``kind`` its caller sent."""
+        payload = self.tag[1]
+        if not isinstance(payload, kind):
+            raise TypeError(f"{self.tag!r} carries a {type(payload).__name__}, not {kind.__name__}")
+        return payload
+
+    def value_as(self, kind: type[T]) -> T:
+        """The value of a call that succeeded, checked to be the ``kind`` its caller returns.
+
+        One message type carries every call's outcome, so ``value`` is untyped; a handler that
+        names the type it expects reads a typed value instead of ``Any``.
+        """
+        value = self.unwrap()
+        if not isinstance(value, kind):
+            raise TypeError(f"{self.tag!r} answered a {type(value).__name__}, not {kind.__name__}")
+        return value
 
 
 class _DaemonPool:

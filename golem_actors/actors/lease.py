@@ -49,12 +49,12 @@ from golem_actors.actors.market import (
     ReleaseProvider,
     RequestProposal,
 )
-from golem_actors.actors.payment_messages import (
+from golem_actors.actors.runtime import Runtime
+from golem_actors.payments.messages import (
     AgreementClosed,
     RegisterActivity,
     RegisterAgreement,
 )
-from golem_actors.actors.runtime import Runtime
 from golem_actors.storage.http import Storage
 
 __all__ = ["LeaseActor", "LeaseLoss", "LeaseTerms"]

@@ -1,1 +1,4 @@
-"""Market and payment policy: pure decisions about demands, offers, prices and agreed terms."""
+"""Pure policy: demands, offers, prices, negotiation, restarts, lifecycles and journal records.
+
+The payment policy (agreed terms, decisions, the ledger) lives in :mod:`golem_actors.payments`.
+"""

@@ -1,6 +1,6 @@
 """What goes into the payment books and what comes out: documents, decisions, totals.
 
-Pure data for :class:`golem_actors.policy.payments.PaymentLedger` and its callers. Two yagna facts
+Pure data for :class:`golem_actors.payments.ledger.PaymentLedger` and its callers. Two yagna facts
 shape a :class:`Decision` (checked in yagna's ``core/payment/src/api``):
 
 * Accepting a debit note or an invoice must state exactly the document's own amount: yagna
@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
-from golem_actors.policy.terms import ZERO, glm
+from golem_actors.payments.terms import ZERO, glm
 
 __all__ = [
     "Code",

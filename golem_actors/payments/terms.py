@@ -1,6 +1,6 @@
 """What an agreement lets a provider charge, and what usage a bill can truthfully claim.
 
-Pure policy, the price half of the payment books (:mod:`golem_actors.policy.payments` is the
+Pure policy, the price half of the payment books (:mod:`golem_actors.payments.ledger` is the
 ledger half). What a provider may charge is bounded by the agreed linear prices and wall time,
 never by the provider's own word: an activity cannot have run longer than since the requestor
 asked for it, and cannot have used more cpu than ``cpu_threads`` per second of it. A debit note
@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from types import MappingProxyType
 
+from golem_actors.policy.negotiation import agreed_terms
 from golem_actors.policy.pricing import CPU_SEC, DURATION_SEC
+from golem_actors.yagna.models import Agreement
 
 __all__ = [
     "Grace",
@@ -31,6 +33,7 @@ __all__ = [
     "check_frequency",
     "check_usage",
     "parse_usage",
+    "terms_of",
 ]
 
 _TIME_BOUND_COUNTERS = frozenset({DURATION_SEC, CPU_SEC})
@@ -82,8 +85,11 @@ class Terms:
             raise TypeError(f"cpu_threads must be an int, got {self.cpu_threads!r}")
         if self.cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
-        for name in ("debit_note_interval_s", "accept_timeout_s", "payment_timeout_s"):
-            value = getattr(self, name)
+        for name, value in (
+            ("debit_note_interval_s", self.debit_note_interval_s),
+            ("accept_timeout_s", self.accept_timeout_s),
+            ("payment_timeout_s", self.payment_timeout_s),
+        ):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
@@ -105,6 +111,22 @@ class Terms:
             ctx.prec = PREC
             rate = self.price(DURATION_SEC) + self.price(CPU_SEC) * self.cpu_threads
             return self.start_price + rate * max(seconds, ZERO)
+
+
+def terms_of(agreement: Agreement) -> Terms:
+    """The payment terms of an approved agreement, in the ledger's shape."""
+    agreed = agreed_terms(agreement.demand.properties, agreement.offer.properties)
+    pricing = agreed.pricing
+    threads: object = agreement.offer.properties.get("golem.inf.cpu.threads", 1)
+    return Terms(
+        prices=pricing.price_by_counter,
+        usage_vector=pricing.usage_vector,
+        start_price=pricing.start_price,
+        cpu_threads=int(threads) if isinstance(threads, int | float) and threads >= 1 else 1,
+        debit_note_interval_s=agreed.debit_note_interval_s,
+        accept_timeout_s=agreed.accept_timeout_s,
+        payment_timeout_s=agreed.payment_timeout_s,
+    )
 
 
 @dataclass(frozen=True)

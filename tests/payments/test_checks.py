@@ -16,11 +16,11 @@ from typing import Any
 import pykka
 import pytest
 
-from golem_actors.actors.payment_messages import GetTotals, RegisterAgreement
-from golem_actors.actors.payments import PaymentActor
 from golem_actors.actors.runtime import Runtime
 from golem_actors.journal import Journal
-from golem_actors.policy.decisions import Totals
+from golem_actors.payments.actor import PaymentActor
+from golem_actors.payments.decisions import Totals
+from golem_actors.payments.messages import GetTotals, RegisterAgreement
 from golem_actors.yagna.models import Agreement, Allocation
 from golem_actors.yagna.testing import MockRequest, MockResponse, MockYagna
 from tests.waiting import wait_for
@@ -139,10 +139,8 @@ def yagna() -> Yagna:
     return Yagna()
 
 
-@pytest.fixture
-def payments(yagna: Yagna) -> Iterator[pykka.ActorRef[Any]]:
-    client = yagna.mock.client()
-    rt = Runtime(client.config, client=client)
+def start_payments(yagna: Yagna, rt: Runtime) -> pykka.ActorRef[Any]:
+    """The payment actor of a 10 GLM allocation of ours, on the scripted yagna."""
     allocation = Allocation.from_json(
         {
             "allocationId": "alloc-1",
@@ -152,7 +150,14 @@ def payments(yagna: Yagna) -> Iterator[pykka.ActorRef[Any]]:
             "address": US,
         }
     )
-    ref = PaymentActor.start(rt, allocation, poll_s=1.0, since=yagna.since, hold_s=0.1)
+    return PaymentActor.start(rt, allocation, poll_s=1.0, since=yagna.since, hold_s=0.1)
+
+
+@pytest.fixture
+def payments(yagna: Yagna) -> Iterator[pykka.ActorRef[Any]]:
+    client = yagna.mock.client()
+    rt = Runtime(client.config, client=client)
+    ref = start_payments(yagna, rt)
     try:
         yield ref
     finally:

@@ -1,15 +1,21 @@
 """PaymentActor: the run's debit notes and invoices, accepted within prices and budget.
 
 It long-polls yagna's debit-note and invoice events, fetches each document, asks the pure
-``PaymentLedger`` what to do, and sends the acceptance. Decisions are made one at a time, each
-recorded before the next is decided, so two documents arriving together can never both fit a
-budget that only has room for one. The most urgent debit note (earliest accept deadline) first.
+:class:`~golem_actors.payments.ledger.PaymentLedger` what to do, and sends the acceptance.
+Decisions are made one at a time, each recorded before the next is decided, so two documents
+arriving together can never both fit a budget that only has room for one. The most urgent debit
+note (earliest accept deadline) first.
 
 A debit note's acceptance is recorded when it is decided and sent without waiting for the
 answer (at most one note per activity in flight): at 1,000 activities notes arrive ~8 a second,
 and waiting for each answer in turn let them fall past their accept deadline. Recording early
 only ever overstates what is committed; an invoice is still sent and answered before the next
 decision.
+
+It holds two helpers that talk to yagna on its behalf and hand back final answers: its
+:class:`~golem_actors.payments.checks.PaymentChecks` hold documents the books do not know and ask
+yagna whether they are ours; its :class:`~golem_actors.payments.accepts.Accepts` send accepts and
+learn whether one whose answer was lost arrived. Deciding, and the order of it, stays here.
 """
 
 from __future__ import annotations
@@ -21,28 +27,14 @@ import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from golem_actors.actors.base import handles
+from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
-from golem_actors.actors.payment_checks import Check, NoteSender, doc_id, terms_of
-from golem_actors.actors.payment_docs import (
-    accepted,
-    invoice_in,
-    note_in,
-    received,
-    refused,
-    yagna_id,
-)
-from golem_actors.actors.payment_messages import (
-    AgreementClosed,
-    GetTotals,
-    RegisterActivity,
-    RegisterAgreement,
-    Settle,
-)
 from golem_actors.actors.runtime import Runtime
-from golem_actors.policy.decisions import (
+from golem_actors.payments.accepts import ACCEPT_STEPS, Accepts, AcceptStep, Arrived, NotArrived
+from golem_actors.payments.adoption import Recovered, seed_ledger
+from golem_actors.payments.checks import QUESTIONS, PaymentChecks, Question
+from golem_actors.payments.decisions import (
     Code,
     DebitNoteIn,
     Decision,
@@ -50,21 +42,32 @@ from golem_actors.policy.decisions import (
     InvoiceState,
     Totals,
 )
+from golem_actors.payments.documents import (
+    accepted,
+    doc_id,
+    invoice_in,
+    note_in,
+    received,
+    refused,
+    yagna_id,
+)
+from golem_actors.payments.ledger import PaymentLedger
+from golem_actors.payments.messages import (
+    AgreementClosed,
+    GetTotals,
+    RegisterActivity,
+    RegisterAgreement,
+    Settle,
+)
+from golem_actors.payments.terms import terms_of
 from golem_actors.policy.journal import AgreementStatus, DocStatus
-from golem_actors.policy.payments import PaymentLedger
-from golem_actors.recovery import Recovered, seed_ledger
-from golem_actors.yagna.models import Allocation, DebitNote, Invoice
+from golem_actors.yagna.models import Allocation, DebitNote, DebitNoteEvent, Invoice, InvoiceEvent
 
-__all__ = ["PaymentActor", "terms_of"]
+__all__ = ["PaymentActor"]
 
 log = logging.getLogger(__name__)
 
 _FAR = dt.datetime.max.replace(tzinfo=dt.UTC)
-
-
-@dataclass(frozen=True)
-class _Drop:
-    agreement_id: str
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,9 @@ class _Poll:
     kind: str  # "debit_note" or "invoice"
 
 
-class PaymentActor(NoteSender):
+class PaymentActor(RuntimeActor):
+    """The one payment actor of a session: it holds the allocation and the books."""
+
     role = "payments"
 
     def __init__(
@@ -105,23 +110,20 @@ class PaymentActor(NoteSender):
         self.allocation = allocation
         self.ledger = PaymentLedger(allocation.total_amount)
         self._poll_s = poll_s
-        self._hold_s = hold_s
         start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         self._after = {"debit_note": start, "invoice": start}
         self.since = since if since is not None else start
-        self._queue: list[tuple[dt.datetime, int, Any]] = []  # (deadline, seq, document)
+        self._queue: list[tuple[dt.datetime, int, DebitNote | Invoice]] = []  # deadline, seq, doc
         self._seq = itertools.count()
-        self._busy = False
+        self._busy = False  # a decision (or a check it waits on) is in flight
         self._seen: set[str] = set()
         self._settling: list[Future[Totals]] = []
-        self._early: dict[str, list[Any]] = {}  # documents of agreements not registered yet
         self._not_expected: set[str] = set()  # ended with a failed provider: may never invoice
         self._recovered = recovered  # what a crashed session of this run left to settle
-        self._tries: dict[str, int] = {}  # accept attempts per document id
-        self._checking: set[str] = set()  # unknown agreements being asked about
-        self._checked_docs: set[str] = set()  # documents yagna was asked about once already
         self._notes_in_flight: dict[str, DebitNoteIn] = {}  # activity id -> its note being sent
         self._held_notes: dict[str, list[DebitNote]] = {}  # activity id -> notes waiting for it
+        self.checks = PaymentChecks(self, self.ledger, allocation, since=self.since, hold_s=hold_s)
+        self.accepts = Accepts(self, allocation)
 
     def started(self) -> None:
         if self._recovered is not None:
@@ -152,7 +154,7 @@ class PaymentActor(NoteSender):
             self.rt.journal.agreement(
                 agreement.agreement_id, AgreementStatus.APPROVED, agreement.provider_id or ""
             )
-        for document in self._early.pop(agreement.agreement_id, []):
+        for document in self.checks.release(agreement.agreement_id):
             self._enqueue(document)
 
     @handles(RegisterActivity)
@@ -210,20 +212,21 @@ class PaymentActor(NoteSender):
     def on_poll(self, message: _Poll) -> None:
         api = self.rt.client.payment
         fetch = api.debit_note_events if message.kind == "debit_note" else api.invoice_events
-        self.io(
-            ("events", message.kind), fetch, after=self._after[message.kind], timeout=self._poll_s
-        )
+        self.io(("events", message), fetch, after=self._after[message.kind], timeout=self._poll_s)
 
     def io_events(self, result: IoResult) -> None:
-        kind = result.tag[1]
+        kind = result.tag_as(_Poll).kind
         if not result.ok:
             log.warning("polling %s events: %s", kind, result.error)
             self.after(1.0, _Poll(kind), key=f"poll:{kind}")
             return
-        for event in result.value:
+        events: list[DebitNoteEvent | InvoiceEvent] = result.value_as(list)
+        for event in events:
             self._after[kind] = max(self._after[kind], event.event_date)
             if event.event_type.endswith("ReceivedEvent"):
-                doc_id = event.debit_note_id if kind == "debit_note" else event.invoice_id
+                doc_id = (
+                    event.debit_note_id if isinstance(event, DebitNoteEvent) else event.invoice_id
+                )
                 if doc_id not in self._seen:
                     self._seen.add(doc_id)
                     self._fetch(_Fetch(kind, doc_id))
@@ -236,7 +239,7 @@ class PaymentActor(NoteSender):
         self.io(("document", fetch), getter, fetch.doc_id)
 
     def io_document(self, result: IoResult) -> None:
-        fetch: _Fetch = result.tag[1]
+        fetch = result.tag_as(_Fetch)
         if not result.ok:
             # Never dropped: its event will not come again, so an unfetched invoice is unpaid.
             delay = min(_FETCH_BACKOFF_MAX_S, 2.0**fetch.attempt)
@@ -246,13 +249,11 @@ class PaymentActor(NoteSender):
             again = _Fetch(fetch.kind, fetch.doc_id, fetch.attempt + 1)
             self.after(delay, again, key=f"fetch:{fetch.doc_id}")
             return
-        document = result.value
+        document = (
+            result.value_as(DebitNote) if fetch.kind == "debit_note" else result.value_as(Invoice)
+        )
         if not self.ledger.has_agreement(document.agreement_id):
-            # Events may beat the instance's registration by a few ms: hold them.
-            self._early.setdefault(document.agreement_id, []).append(document)
-            self.after(
-                self._hold_s, _Drop(document.agreement_id), key=f"drop:{document.agreement_id}"
-            )
+            self.checks.hold(document)  # events may beat the instance's registration by a few ms
             return
         self._enqueue(document)
 
@@ -274,11 +275,9 @@ class PaymentActor(NoteSender):
             self._held_notes.setdefault(document.activity_id, []).append(document)
             self._next()
             return
-        if self._names_unknown_activity(document):
+        if self.checks.check_activity(document):
             # Ask yagna before refusing; still busy, so nothing else is decided meanwhile.
             self._busy = True
-            self._checked_docs.add(yagna_id(document))
-            self.actor_ref.tell(Check(document.agreement_id, document))
             return
         now = dt.datetime.now(dt.UTC)
         if isinstance(document, DebitNote):
@@ -301,24 +300,55 @@ class PaymentActor(NoteSender):
             self._next()
             return
         self._journal(document, DocStatus.SENDING)  # on disk before yagna hears of it
-        api = self.rt.client.payment
         if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_accepted(document)  # committed before the next decision
             self._notes_in_flight[document.activity_id] = document
-            self._send_note(document, decision.amount)
+            self.accepts.send(document, decision.amount)  # its answer is not waited for
             self._next()
         else:
-            self._busy = True
-            self.io(
-                ("accepted", document),
-                api.accept_invoice,
-                document.invoice_id,
-                decision.amount,
-                self.allocation.allocation_id,
-            )
+            self._busy = True  # until yagna's answer: the next decision sees settled books
+            self.accepts.send(document, decision.amount)
+
+    # -- what yagna answers the helpers --------------------------------------------------------
+
+    @handles(*QUESTIONS)
+    def on_question(self, question: Question) -> None:
+        """A check's question, told by the checks or asked again on a timer."""
+        self.checks.ask(question)
+
+    def io_checks(self, result: IoResult) -> None:
+        decide = self.checks.answer(result)
+        if decide is None:
+            return  # asked again later
+        if decide.resume:
+            self._busy = False
+        for document in decide.documents:
+            self._enqueue(document)
+
+    @handles(*ACCEPT_STEPS)
+    def on_accept_step(self, step: AcceptStep) -> None:
+        """An accept's step taken again on a timer."""
+        self.accepts.take(step)
+
+    def io_accepts(self, result: IoResult) -> None:
+        match self.accepts.answer(result):
+            case None:
+                pass  # still in question
+            case Arrived(document=InvoiceIn() as invoice):
+                self._accepted(invoice)
+            case Arrived(document=DebitNoteIn() as note):
+                self._note_done(note, arrived=True)
+            case NotArrived(document=InvoiceIn(), again=again):
+                self._busy = False
+                if again is not None:
+                    self._enqueue(again)  # decided (and sent) again, from the same books
+                else:
+                    self._next()
+            case NotArrived(document=DebitNoteIn() as note):
+                self._note_done(note, arrived=False)
 
     def _accepted(self, invoice: InvoiceIn) -> None:
-        """The invoice's accept arrived (debit notes: ``NoteSender._note_done``)."""
+        """The invoice's accept arrived."""
         self._busy = False
         self._journal(invoice, DocStatus.ACCEPTED)
         self.ledger.record_invoice_accepted(invoice)
@@ -345,37 +375,16 @@ class PaymentActor(NoteSender):
         if not result.ok:
             log.info("rejecting an invoice: %s", result.error)
 
-    @handles(_Drop)
-    def on_drop(self, message: _Drop) -> None:
-        """Documents of an agreement never registered: ours only if yagna says so."""
-        if message.agreement_id in self._early and message.agreement_id not in self._checking:
-            self._checking.add(message.agreement_id)
-            self.actor_ref.tell(Check(message.agreement_id))
-
-    def checked(self, check: Check, *, found: bool, why: str) -> None:
-        if check.document is not None:  # an unknown activity: decide it now, whatever yagna said
-            self._busy = False
-            self._enqueue(check.document)
-            return
-        self._checking.discard(check.agreement_id)
-        for document in self._early.pop(check.agreement_id, []):
-            if found:
-                self._checked_docs.add(yagna_id(document))
-                self._enqueue(document)
-            else:
-                log.warning(
-                    "ignoring %s of unknown agreement %s: %s",
-                    type(document).__name__,
-                    check.agreement_id,
-                    why,
-                )
-
-    def _names_unknown_activity(self, document: DebitNote | Invoice) -> bool:
-        if yagna_id(document) in self._checked_docs:
-            return False
-        if isinstance(document, DebitNote):
-            return not self.ledger.has_activity(document.activity_id)
-        return any(not self.ledger.has_activity(a) for a in document.activity_ids)
+    def _note_done(self, note: DebitNoteIn, *, arrived: bool) -> None:
+        """The note's accept arrived, or was given up on: it stays recorded as accepted (that
+        only overstates what is committed) and its activity's next note supersedes it."""
+        self._notes_in_flight.pop(note.activity_id, None)
+        if arrived:
+            self._journal(note, DocStatus.ACCEPTED)
+            self.rt.emit(accepted(note))
+        for held in self._held_notes.pop(note.activity_id, []):
+            self._enqueue(held)
+        self._next()
 
     def _journal(self, document: DebitNoteIn | InvoiceIn, status: DocStatus) -> None:
         journal = self.rt.journal

@@ -18,11 +18,19 @@ from golem_actors.events import (
     InvoiceReceived,
     InvoiceRefused,
 )
-from golem_actors.policy.decisions import DebitNoteIn, InvoiceIn
-from golem_actors.policy.terms import parse_usage
+from golem_actors.payments.decisions import DebitNoteIn, InvoiceIn
+from golem_actors.payments.terms import parse_usage
 from golem_actors.yagna.models import DebitNote, Invoice
 
-__all__ = ["accepted", "invoice_in", "note_in", "received", "refused", "yagna_id"]
+__all__ = [
+    "accepted",
+    "doc_id",
+    "invoice_in",
+    "note_in",
+    "received",
+    "refused",
+    "yagna_id",
+]
 
 
 def note_in(document: DebitNote, now: dt.datetime) -> DebitNoteIn:
@@ -92,3 +100,10 @@ def refused(document: DebitNoteIn | InvoiceIn, reason: str) -> Event:
 
 def yagna_id(document: DebitNote | Invoice) -> str:
     return document.debit_note_id if isinstance(document, DebitNote) else document.invoice_id
+
+
+def doc_id(document: DebitNoteIn | InvoiceIn) -> str:
+    """The document as a log line names it."""
+    if isinstance(document, DebitNoteIn):
+        return f"debit note {document.debit_note_id}"
+    return f"invoice {document.invoice_id}"

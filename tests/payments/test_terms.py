@@ -1,6 +1,6 @@
 """The agreed terms: what they refuse up front, and the usage and cadence a bill may claim.
 
-The ledger built on these checks is tested in tests/policy/test_payments.py, whose helpers
+The ledger built on these checks is tested in tests/payments/test_ledger.py, whose helpers
 (``terms``, ``cost``) build the same agreement here.
 """
 
@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import pytest
 
+from golem_actors.payments.terms import Grace, check_frequency, check_usage, parse_usage
 from golem_actors.policy.pricing import CPU_SEC, DURATION_SEC
-from golem_actors.policy.terms import Grace, check_frequency, check_usage, parse_usage
-from tests.policy.test_payments import P_CPU, P_DUR, cost, terms
+from tests.payments.test_ledger import P_CPU, P_DUR, cost, terms
 
 D = Decimal
 

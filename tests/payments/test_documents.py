@@ -5,14 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from golem_actors.actors.payment_docs import (
-    accepted,
-    invoice_in,
-    note_in,
-    received,
-    refused,
-    yagna_id,
-)
 from golem_actors.events import (
     DebitNoteAccepted,
     DebitNoteReceived,
@@ -20,6 +12,14 @@ from golem_actors.events import (
     InvoiceAccepted,
     InvoiceReceived,
     InvoiceRefused,
+)
+from golem_actors.payments.documents import (
+    accepted,
+    invoice_in,
+    note_in,
+    received,
+    refused,
+    yagna_id,
 )
 from golem_actors.yagna.models import DebitNote, Invoice
 

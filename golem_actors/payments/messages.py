@@ -1,6 +1,6 @@
 """What the rest of the runtime tells the payment actor: the books' inputs and the settle call.
 
-Kept apart from :mod:`golem_actors.actors.payments` so instances and the session can speak to the
+Kept apart from :mod:`golem_actors.payments.actor` so instances and the session can speak to the
 payment actor without importing its machinery.
 """
 
@@ -10,7 +10,7 @@ import datetime as dt
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from golem_actors.policy.decisions import Totals
+from golem_actors.payments.decisions import Totals
 from golem_actors.yagna.models import Agreement
 
 __all__ = [

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golem_actors.policy.decisions import Code, DebitNoteIn, Decision, InvoiceIn, InvoiceState
-from golem_actors.policy.payments import PaymentLedger
+from golem_actors.payments.decisions import Code, DebitNoteIn, Decision, InvoiceIn, InvoiceState
+from golem_actors.payments.ledger import PaymentLedger
+from golem_actors.payments.terms import Grace, Terms, parse_usage
 from golem_actors.policy.pricing import CPU_SEC, DURATION_SEC
-from golem_actors.policy.terms import Grace, Terms, parse_usage
 
 D = Decimal
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)

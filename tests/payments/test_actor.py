@@ -10,14 +10,14 @@ from typing import Any
 import pykka
 import pytest
 
-from golem_actors.actors.payment_messages import GetTotals
-from golem_actors.actors.payments import PaymentActor
 from golem_actors.actors.runtime import Runtime
 from golem_actors.events import DebitNoteRefused
-from golem_actors.policy.decisions import Totals
+from golem_actors.payments.actor import PaymentActor
+from golem_actors.payments.decisions import Totals
+from golem_actors.payments.messages import GetTotals
 from golem_actors.yagna.models import Allocation
 from golem_actors.yagna.testing import MockRequest, MockResponse
-from tests.actors.test_payments import AGREEMENT, PAY, US, Yagna
+from tests.payments.test_checks import AGREEMENT, PAY, US, Yagna
 from tests.waiting import wait_for
 
 

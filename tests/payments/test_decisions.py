@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from golem_actors.policy.decisions import (
+from golem_actors.payments.decisions import (
     Code,
     check_refusal,
     decision,

@@ -7,10 +7,10 @@ journaled costs nothing, and replaying a journal through the ``record_*`` method
 Record each accepted decision before deciding the next one: the budget check only sees what was
 recorded (the payment actor is one thread, so this is the natural order).
 
-What a provider may charge is bounded as :mod:`golem_actors.policy.terms` says; anything above
+What a provider may charge is bounded as :mod:`golem_actors.payments.terms` says; anything above
 the bound is an overcharge and is refused with the excess in the reason. Why a decision carries
 exactly the document's amount, and why a refused debit note is simply not accepted, is in
-:mod:`golem_actors.policy.decisions`.
+:mod:`golem_actors.payments.decisions`.
 
 Two anchor bugs are avoided on purpose. yapapi#1014: extra or late final debit notes killed
 honest activities for "too many debit notes"; here the frequency rule allows a generous slack, a
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from types import MappingProxyType
 
-from golem_actors.policy.decisions import (
+from golem_actors.payments.decisions import (
     Code,
     DebitNoteIn,
     Decision,
@@ -41,7 +41,7 @@ from golem_actors.policy.decisions import (
     refuse,
     valid_amount,
 )
-from golem_actors.policy.terms import (
+from golem_actors.payments.terms import (
     PREC,
     ZERO,
     Grace,
