@@ -20,12 +20,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
     from golem_actors.actors.context import InstanceStoppingError, WorkContext
+    from golem_actors.errors import GolemActorsError
     from golem_actors.events import Event, EventBus
     from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
+    from golem_actors.extras import MissingExtraError
     from golem_actors.golem import Cluster, Golem, GolemError
+    from golem_actors.journal import JournalError
     from golem_actors.metrics import Metrics
+    from golem_actors.policy.demand import DemandError
     from golem_actors.policy.lifecycle import ServiceState
-    from golem_actors.policy.payload import VmPayload
+    from golem_actors.policy.payload import PayloadError, VmPayload
     from golem_actors.policy.restart import (
         Backoff,
         RestartIntensity,
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
         SupervisorPolicy,
     )
     from golem_actors.policy.scoring import LeastExpensiveLinearPayu, OfferScorer
+    from golem_actors.recovery import RecoveryError
     from golem_actors.service import (
         InstanceSnapshot,
         ServiceActor,
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
         ServiceHandle,
     )
     from golem_actors.status import StatusServer
+    from golem_actors.storage.http import StorageError
     from golem_actors.tasks import (
         Summary,
         Task,
@@ -50,10 +56,21 @@ if TYPE_CHECKING:
         TaskRun,
         execute_tasks,
     )
+    from golem_actors.yagna.config import ConfigError
+    from golem_actors.yagna.errors import YagnaError
 
 # Exports load on first use: `golem_actors.localnet` (run in every provider process) and the
 # yagna client must not pay for importing the whole actor runtime.
 _EXPORTS = {
+    "GolemActorsError": "golem_actors.errors",
+    "PayloadError": "golem_actors.policy.payload",
+    "DemandError": "golem_actors.policy.demand",
+    "JournalError": "golem_actors.journal",
+    "RecoveryError": "golem_actors.recovery",
+    "StorageError": "golem_actors.storage.http",
+    "YagnaError": "golem_actors.yagna.errors",
+    "ConfigError": "golem_actors.yagna.config",
+    "MissingExtraError": "golem_actors.extras",
     "ActivityGoneError": "golem_actors.actors.activity",
     "Backoff": "golem_actors.policy.restart",
     "Metrics": "golem_actors.metrics",
@@ -109,15 +126,22 @@ __all__ = [
     "Cluster",
     "CommandFailedError",
     "CommandOutcome",
+    "ConfigError",
+    "DemandError",
     "Event",
     "EventBus",
     "Golem",
+    "GolemActorsError",
     "GolemError",
     "InstanceSnapshot",
     "InstanceStoppingError",
+    "JournalError",
     "LeastExpensiveLinearPayu",
     "Metrics",
+    "MissingExtraError",
     "OfferScorer",
+    "PayloadError",
+    "RecoveryError",
     "RestartIntensity",
     "RestartType",
     "Script",
@@ -126,6 +150,7 @@ __all__ = [
     "ServiceHandle",
     "ServiceState",
     "StatusServer",
+    "StorageError",
     "Strategy",
     "Summary",
     "SupervisorPolicy",
@@ -136,6 +161,7 @@ __all__ = [
     "TaskRun",
     "VmPayload",
     "WorkContext",
+    "YagnaError",
     "__version__",
     "execute_tasks",
 ]

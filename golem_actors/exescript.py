@@ -20,6 +20,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.yagna.models import CommandResult
 
 __all__ = [
@@ -296,7 +297,7 @@ class CommandOutcome:
         return self.command.label
 
 
-class CommandFailedError(Exception):
+class CommandFailedError(GolemActorsError):
     """A command of a batch ended in ``Error``; carries what it printed and yagna's message."""
 
     def __init__(self, outcome: CommandOutcome) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["MissingExtraError", "install_hint", "require_extra"]
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(GolemActorsError, ImportError):
     """A part of golem-actors needs an extra that is not installed; the message says which."""
 
 

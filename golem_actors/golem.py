@@ -34,6 +34,7 @@ from golem_actors.actors.market import MarketActor
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
 from golem_actors.cluster import Cluster
+from golem_actors.errors import GolemActorsError
 from golem_actors.journal import Journal, JournalError
 from golem_actors.payments.actor import PaymentActor
 from golem_actors.payments.adoption import Recovered, spent_before
@@ -65,7 +66,7 @@ ASK_TIMEOUT = 10.0
 JOURNAL_NAME = "journal.gaj"  # the journal's name inside a run directory
 
 
-class GolemError(RuntimeError):
+class GolemError(GolemActorsError, RuntimeError):
     """The session could not start or do what was asked; the message says why."""
 
 

@@ -35,6 +35,7 @@ from typing import Any, Self
 
 import msgpack
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.policy import journal as rec
 from golem_actors.policy.journal import (
     AgreementStatus,
@@ -55,7 +56,7 @@ MAX_RECORD = 16 * 1024 * 1024  # a bigger length field is damage, not a record
 DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024
 
 
-class JournalError(RuntimeError):
+class JournalError(GolemActorsError, RuntimeError):
     """The journal cannot be used; the message names the file and the problem."""
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.journal import Journal
 from golem_actors.payments.adoption import Recovered, unknown_activity_starts
 from golem_actors.policy.journal import AgreementStatus, DocStatus
@@ -161,7 +162,7 @@ def _sort_documents(
             out.rejected_invoices.append(invoice)
 
 
-class RecoveryError(RuntimeError):
+class RecoveryError(GolemActorsError, RuntimeError):
     """yagna did not tell what the crashed run left (asked a few times): nothing was decided
     blind. Starting again asks again; what was already ended or paid is not done twice."""
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.payload import VmPayload
 from golem_actors.policy.restart import RestartType
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["InstanceSnapshot", "ServiceActor", "ServiceDefinitionError", "ServiceHandle"]
 
 
-class ServiceDefinitionError(TypeError):
+class ServiceDefinitionError(GolemActorsError, TypeError):
     """A service class does not implement the API; the message says what is wrong."""
 
 

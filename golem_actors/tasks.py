@@ -31,6 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.events import (
     AgreementApproved,
     DebitNoteAccepted,
@@ -61,7 +62,7 @@ Worker = Callable[["WorkContext", "Task"], Any]
 Input = bytes | os.PathLike[str]
 
 
-class TaskDefinitionError(ValueError):
+class TaskDefinitionError(GolemActorsError, ValueError):
     """A task (or the run's options) cannot be run as given; the message names the problem."""
 
 

@@ -20,6 +20,7 @@ import pykka
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
 from golem_actors.actors.runtime import Runtime
+from golem_actors.errors import GolemActorsError
 from golem_actors.events import ActivityCreated, ActivityDestroyed, BatchFinished, BatchStarted
 from golem_actors.yagna import (
     YagnaConnectionError,
@@ -49,11 +50,11 @@ log = logging.getLogger(__name__)
 POLL_S = 20.0  # results long-poll; long polls keep yagna's and our CPU per batch low
 
 
-class ActivityGoneError(RuntimeError):
+class ActivityGoneError(GolemActorsError, RuntimeError):
     """The activity no longer exists or its provider stopped answering."""
 
 
-class BatchTimeoutError(TimeoutError):
+class BatchTimeoutError(GolemActorsError, TimeoutError):
     """A batch did not finish within its timeout; ``partial`` holds the results so far."""
 
     def __init__(self, message: str, partial: list[CommandResult]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pykka
 
 from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError, ExecBatch
+from golem_actors.errors import GolemActorsError
 from golem_actors.exescript import BatchResult, CommandOutcome, Script
 from golem_actors.storage.http import Storage, StorageError
 
@@ -27,7 +28,7 @@ DEFAULT_TIMEOUT = 300.0
 _MARGIN = 5.0  # beyond a batch's own timeout, for the actor's answer to arrive
 
 
-class InstanceStoppingError(RuntimeError):
+class InstanceStoppingError(GolemActorsError, RuntimeError):
     """Raised in user code when its instance is stopping; let it propagate."""
 
 

@@ -15,9 +15,7 @@ from collections.abc import Callable, Sequence
 
 from golem_actors import __version__
 from golem_actors.cli import demo, localnet, run
-from golem_actors.extras import MissingExtraError
-from golem_actors.golem import GolemError
-from golem_actors.yagna import ConfigError, YagnaError
+from golem_actors.errors import GolemActorsError
 
 __all__ = ["main"]
 
@@ -64,36 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `golem-actors localnet status --json | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as exc:
-        if not isinstance(exc, _user_errors()):
-            raise
+    except (GolemActorsError, ValueError) as exc:  # a message for the user; else a traceback
         print(f"golem-actors: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-
-
-#: localnet's errors meant for the user. They are looked up only in modules already loaded: an
-#: error cannot come from a module never imported, and without the [localnet] extra none can be.
-_LOCALNET_ERRORS = (
-    ("golem_actors.localnet.images", "ImageError"),
-    ("golem_actors.localnet.network", "LocalNetError"),
-    ("golem_actors.localnet.node", "NodeError"),
-)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """The errors whose message is for the user (exit 2); anything else is a bug: traceback."""
-    errors: list[type[Exception]] = [
-        ConfigError,
-        YagnaError,
-        GolemError,
-        MissingExtraError,
-        ValueError,
-    ]
-    for module, name in _LOCALNET_ERRORS:
-        loaded = sys.modules.get(module)
-        if loaded is not None:
-            errors.append(getattr(loaded, name))
-    return tuple(errors)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

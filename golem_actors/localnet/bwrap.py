@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = [
     "DEFAULT_ENV",
     "INSTALL_HINT",
@@ -62,7 +64,7 @@ _OWN_MOUNTS = ("proc", "dev", "tmp", "sys", "golem")  # image entries the sandbo
 _OTHERS_RX = 0o005
 
 
-class SandboxError(RuntimeError):
+class SandboxError(GolemActorsError, RuntimeError):
     """The sandbox could not be set up or used."""
 
 

@@ -43,6 +43,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, NoReturn
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = [
     "And",
     "Compare",
@@ -61,7 +63,7 @@ __all__ = [
 ]
 
 
-class ConstraintSyntaxError(ValueError):
+class ConstraintSyntaxError(GolemActorsError, ValueError):
     """Malformed constraint text; ``position`` is the 0-based index where the problem was seen."""
 
     def __init__(self, text: str, position: int, problem: str) -> None:

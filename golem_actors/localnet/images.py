@@ -31,6 +31,8 @@ from typing import IO
 
 import requests
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["GVMI_HINT", "Image", "ImageError", "ImageStore", "parse_task_package", "serve_images"]
 
 GVMI_HINT = (
@@ -44,7 +46,7 @@ _CHUNK = 1 << 20
 _SQUASHFS_MAGIC = b"hsqs"  # a .gvmi is a squashfs image
 
 
-class ImageError(RuntimeError):
+class ImageError(GolemActorsError, RuntimeError):
     """An image is missing, corrupt, unsafe or of a kind localnet cannot run."""
 
 

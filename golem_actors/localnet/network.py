@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 from golem_actors.datadir import default_data_dir
+from golem_actors.errors import GolemActorsError
 from golem_actors.localnet.faults import FaultFile, Faults
 from golem_actors.localnet.images import ImageStore, serve_images
 from golem_actors.localnet.node import NodeError, YagnaNode
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "localnet.json"
 
 
-class LocalNetError(RuntimeError):
+class LocalNetError(GolemActorsError, RuntimeError):
     """localnet could not start or be controlled; the message says what to do."""
 
 

@@ -32,6 +32,7 @@ from typing import Any, Self
 
 import requests
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.extras import install_hint
 from golem_actors.localnet.orphans import die_with_parent
 
@@ -43,7 +44,7 @@ _STATE_FILE = "localnet-identities.json"
 _MAX_HUB_PORT = 9999
 
 
-class NodeError(RuntimeError):
+class NodeError(GolemActorsError, RuntimeError):
     """The daemon could not be started, queried or stopped; the message says what to do."""
 
 

@@ -15,13 +15,15 @@ import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["VOLUMES", "SandboxPathError", "host_path", "remove_tree"]
 
 VOLUMES = ("/golem/work", "/golem/input", "/golem/output", "/golem/resource")
 _MAX_SYMLINKS = 40  # the kernel's own limit (ELOOP)
 
 
-class SandboxPathError(ValueError):
+class SandboxPathError(GolemActorsError, ValueError):
     """A container path that is not inside the activity's volumes."""
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.localnet.batches import Batch, CommandState, format_output
 from golem_actors.localnet.constraints import flatten_properties
 from golem_actors.localnet.images import ImageError
@@ -113,7 +114,7 @@ def limits_of(agreement: Agreement) -> Limits:
     )
 
 
-class CommandError(Exception):
+class CommandError(GolemActorsError):
     """A command failed; ``message`` is its result message, ``code`` its return code."""
 
     def __init__(self, message: str, code: int = -1) -> None:

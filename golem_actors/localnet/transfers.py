@@ -21,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["TransferError", "transfer"]
 
 HostPath = Callable[[str], Path]
@@ -29,7 +31,7 @@ READ_TIMEOUT = 30.0
 CHUNK = 1 << 16
 
 
-class TransferError(Exception):
+class TransferError(GolemActorsError):
     """The transfer failed or was refused; the message is the command's result message."""
 
 

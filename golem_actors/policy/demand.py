@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
 from golem_actors.policy.pricing import PRICING_MODEL
 
@@ -61,7 +62,7 @@ _UINT32_MAX: Final = 2**32 - 1
 _NOT_IN_WORD: Final = frozenset("()=<>~[]$*&|!\\")
 
 
-class DemandError(ValueError):
+class DemandError(GolemActorsError, ValueError):
     """A demand cannot be built from these inputs; the message names the field."""
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = [
     "FORMAT_VERSION",
     "ActivityRecord",
@@ -46,7 +48,7 @@ FORMAT_VERSION = 1
 Record = dict[str, Any]
 
 
-class JournalReplayError(ValueError):
+class JournalReplayError(GolemActorsError, ValueError):
     """A record that cannot mean anything: names its index and what is wrong with it."""
 
 

@@ -12,6 +12,8 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["ALLOWED", "InvalidTransition", "ServiceState", "transition"]
 
 
@@ -53,7 +55,7 @@ ALLOWED: Mapping[ServiceState, frozenset[ServiceState]] = MappingProxyType(
 )
 
 
-class InvalidTransition(ValueError):  # noqa: N818  # the name says what is invalid
+class InvalidTransition(GolemActorsError, ValueError):  # noqa: N818  # the name says what is invalid
     """A move the lifecycle does not allow; a bug in whoever asked for it."""
 
     def __init__(self, source: ServiceState, target: ServiceState) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from golem_actors.errors import GolemActorsError
 from golem_actors.policy.demand import (
     ACCEPT_TIMEOUT,
     CHOSEN_PLATFORM,
@@ -59,11 +60,11 @@ NEGOTIABLE_TERMS: Final = (DEBIT_NOTE_INTERVAL, PAYMENT_TIMEOUT, ACCEPT_TIMEOUT)
 _LEGACY_INTERVAL: Final = "golem.com.scheme.payu.interval_sec"  # pre-GAP-3 offers
 
 
-class CounterRejectedError(ValueError):
+class CounterRejectedError(GolemActorsError, ValueError):
     """We cannot counter this offer; the message is the reason to give the provider."""
 
 
-class AgreementTermsError(ValueError):
+class AgreementTermsError(GolemActorsError, ValueError):
     """An agreement's terms are missing or malformed; the message names the property."""
 
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = [
     "CAPABILITIES",
     "PACKAGE_FORMAT",
@@ -44,7 +46,7 @@ _URL = re.compile(r"https?://[^\s/]+\S*")
 _NOT_IN_WORD: Final = frozenset("()=<>~[]$*&|!\\")
 
 
-class PayloadError(ValueError):
+class PayloadError(GolemActorsError, ValueError):
     """The payload is malformed, or its image cannot be turned into a task package."""
 
 

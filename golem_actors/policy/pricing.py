@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 from typing import Any, Final
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = [
     "COEFFS",
     "CPU_SEC",
@@ -44,7 +46,7 @@ _TOKEN_QUANTUM: Final = Decimal("1e-18")
 _PRECISION: Final = 80
 
 
-class PricingError(ValueError):
+class PricingError(GolemActorsError, ValueError):
     """An offer's pricing, or a usage given to it, is missing or malformed; the message says how."""
 
 

@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Protocol, Self
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["HttpStorage", "Slot", "Storage", "StorageError"]
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-class StorageError(RuntimeError):
+class StorageError(GolemActorsError, RuntimeError):
     """A transfer could not be prepared or its result is missing."""
 
 

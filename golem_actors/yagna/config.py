@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["DEFAULT_API_URL", "ApiConfig", "ConfigError"]
 
 DEFAULT_API_URL = "http://127.0.0.1:7465"
@@ -24,7 +26,7 @@ _API_PATHS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(GolemActorsError, ValueError):
     """The yagna configuration is unusable; the message names the setting."""
 
 

@@ -7,6 +7,8 @@ says exactly which call failed and why.
 
 from __future__ import annotations
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = [
     "YagnaBadRequestError",
     "YagnaConflictError",
@@ -22,7 +24,7 @@ __all__ = [
 ]
 
 
-class YagnaError(Exception):
+class YagnaError(GolemActorsError):
     """Base of every error raised by the yagna client."""
 
     def __init__(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = [
     "CONFLICT",
     "GsbCallError",
@@ -22,7 +24,7 @@ __all__ = [
 CONFLICT = 409  # the Register reply code when another connection owns the address
 
 
-class GsbError(Exception):
+class GsbError(GolemActorsError):
     code: int | None = None  # the GSB reply code, when the router or a callee gave one
 
 
@@ -53,7 +55,7 @@ class GsbRegisterError(GsbError):
         self.code = code
 
 
-class ReplyError(Exception):
+class ReplyError(GolemActorsError):
     """Raise from a handler to answer ``{"Err": error}`` (code 0), as yagna services do."""
 
     def __init__(self, error: Any) -> None:

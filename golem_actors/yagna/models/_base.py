@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Self, TypeVar, Union, get_args, get_origin
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["Model", "ModelError", "format_timestamp", "parse_timestamp", "wire"]
 
 T = TypeVar("T")
 
 
-class ModelError(ValueError):
+class ModelError(GolemActorsError, ValueError):
     """A body from yagna does not have the shape its model expects; the message names the field."""
 
 
