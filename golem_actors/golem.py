@@ -14,12 +14,13 @@ names the problem.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from decimal import Decimal, InvalidOperation
@@ -40,6 +41,7 @@ from golem_actors.actors.payment_messages import (
 from golem_actors.actors.payments import PaymentActor
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
+from golem_actors.actors.task_attempts import Worker
 from golem_actors.cluster import Cluster
 from golem_actors.journal import Journal, JournalError
 from golem_actors.policy.decisions import Totals
@@ -57,12 +59,13 @@ from golem_actors.recovery import (
 from golem_actors.service import InstanceSnapshot, ServiceActor, ServiceHandle
 from golem_actors.session_market import publish_demand
 from golem_actors.storage.http import HttpStorage
-from golem_actors.taskrun import start_task_run
-from golem_actors.tasks import Task, TaskRun, Worker
+from golem_actors.tasks.model import Task
+from golem_actors.tasks.run import TaskRun
+from golem_actors.tasks.start import start_task_run
 from golem_actors.yagna import ApiConfig, YagnaClient, YagnaError
 from golem_actors.yagna.models import Agreement, Allocation
 
-__all__ = ["Cluster", "Golem", "GolemError"]
+__all__ = ["Cluster", "Golem", "GolemError", "execute_tasks"]
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +353,7 @@ class Golem:
     ) -> TaskRun:
         """Run ``tasks`` on up to ``max_workers`` providers at once; iterate the ``TaskRun``
         for results in completion order, each task exactly once. Returns at once; more options
-        in ``golem_actors.taskrun.start_task_run``."""
+        in ``golem_actors.tasks.start.start_task_run``."""
         if self.rt is None or self._decoration is None or self._storage is None:
             raise GolemError("start the session first (use `with Golem(...) as golem:`)")
         run = start_task_run(
@@ -461,3 +464,35 @@ class Golem:
 
     def snapshots(self) -> list[InstanceSnapshot]:
         return [snap for cluster in self.clusters for snap in cluster.snapshots()]
+
+
+@contextlib.contextmanager
+def execute_tasks(
+    tasks: Sequence[Task],
+    worker: Worker | None = None,
+    *,
+    budget: Decimal | str | float = "5",
+    config: Any = None,
+    golem_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Iterator[TaskRun]:
+    """A whole session for one run: ``with execute_tasks(tasks, ...) as run: for r in run: ...``.
+
+    Leaving the block (normally, on an error or on Ctrl-C) stops the run, terminates every
+    agreement and pays every invoice; ``run.summary`` is then final. ``options`` are those of
+    ``Golem.execute_tasks`` (``max_workers``, ``task_timeout``, ``max_retries``, ``timeout``...).
+    """
+    golem = Golem(config=config, budget=budget, **dict(golem_options or {}))
+    golem.start()
+    run: TaskRun | None = None
+    try:
+        run = golem.execute_tasks(tasks, worker, **options)
+        yield run
+    finally:
+        try:
+            if run is not None:
+                run.stop()
+        finally:
+            golem.stop()
+            if run is not None:
+                run.set_final_summary(run.stats.snapshot())

@@ -1,8 +1,8 @@
 """TaskDispatcher: owns a run's task book, its workers, and the queue the caller reads results from.
 
-A thin loop around the pure ``policy.tasks.TaskBook``: it keeps up to ``max_workers`` workers (one
-agreement each; a worker whose provider fails is replaced by one on another provider), hands each
-ready worker tasks (a packed batch of declarative tasks, or one task for a worker function),
+A thin loop around the pure ``policy.task_book.TaskBook``: it keeps up to ``max_workers`` workers
+(one agreement each; a worker whose provider fails is replaced by one on another provider), hands
+each ready worker tasks (a packed batch of declarative tasks, or one task for a worker function),
 enforces the per-task timeout (the worker is retired — a command cannot be cancelled on the
 provider any other way — and the task moves on), duplicates stragglers onto idle workers near
 the end, bans providers that keep failing or overcharge, and puts each task's one result into
@@ -23,8 +23,8 @@ import pykka
 
 from golem_actors.actors.base import ChildDied, RuntimeActor, handles
 from golem_actors.actors.runtime import Runtime
-from golem_actors.actors.taskexec import AttemptReport, Outcome
-from golem_actors.actors.taskworker import (
+from golem_actors.actors.task_attempts import AttemptReport, Outcome
+from golem_actors.actors.task_worker import (
     AttemptsDone,
     Retire,
     RunAttempts,
@@ -41,8 +41,9 @@ from golem_actors.events import (
     TaskFinished,
     TaskStarted,
 )
-from golem_actors.policy.tasks import Attempt, Completion, FailureKind, TaskBook, TaskPolicy
-from golem_actors.tasks import Task, TaskResult, TaskRun
+from golem_actors.policy.task_book import Attempt, Completion, FailureKind, TaskBook, TaskPolicy
+from golem_actors.tasks.model import Task, TaskResult
+from golem_actors.tasks.run import TaskRun
 
 __all__ = ["RunOptions", "StopRun", "TaskDispatcher"]
 
@@ -146,7 +147,7 @@ class TaskDispatcher(RuntimeActor):
 
     def stopping(self) -> None:
         self.rt.events.unsubscribe(self._on_payment_event)
-        self._finish_queue()
+        self.run.end()
 
     def _on_payment_event(self, event: Event) -> None:
         """From the payment actor's thread: a refused note or invoice means overcharging."""
@@ -425,7 +426,7 @@ class TaskDispatcher(RuntimeActor):
         )
         if ok and self.rt.journal is not None:
             self._journal_result(task.id, report.result if report else None)
-        self.run.results.put(
+        self.run.put(
             TaskResult(
                 task=task,
                 ok=ok,
@@ -457,13 +458,8 @@ class TaskDispatcher(RuntimeActor):
         if not finished or self._workers or self._done:
             return
         self._done = True
-        self._finish_queue()
+        self.run.end()
         for future in self._stop_futures:
             if not future.done():
                 future.set_result(None)
         self.stop()
-
-    def _finish_queue(self) -> None:
-        if not self.run.finished.is_set():
-            self.run.finished.set()
-            self.run.results.put(TaskRun._END)  # noqa: SLF001 - the run's own end marker

@@ -3,7 +3,7 @@
 ``run_user_task`` sends a task's inputs, calls ``worker(ctx, task)`` and fetches its outputs.
 ``PackedBatch`` turns several declarative tasks into one ExeScript — for each task its input
 transfers, its commands and its output transfers, back to back — and splits the batch's results
-into one report per task (``policy.tasks.split_segments``): a failing command fails only its own
+into one report per task (``policy.task_book.split_segments``): a failing command fails only its own
 task, the tasks after it never ran and go back to the queue uncounted.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +21,16 @@ from typing import Any
 from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
 from golem_actors.actors.context import InstanceStoppingError, WorkContext
 from golem_actors.exescript import BatchResult, CommandFailedError, Script
-from golem_actors.policy.tasks import SegmentState, split_segments
+from golem_actors.policy.task_book import SegmentState, split_segments
 from golem_actors.storage.http import Slot, Storage, StorageError
-from golem_actors.tasks import Task, TaskOutput, Worker
+from golem_actors.tasks.model import Task, TaskOutput
 
-__all__ = ["AttemptReport", "Outcome", "PackedBatch", "run_user_task"]
+__all__ = ["AttemptReport", "Outcome", "PackedBatch", "Worker", "run_user_task"]
 
 log = logging.getLogger(__name__)
+
+#: ``worker(ctx, task)``: runs one task on a provider; its return value is the task's result.
+Worker = Callable[[WorkContext, Task], Any]
 
 
 class Outcome(enum.Enum):

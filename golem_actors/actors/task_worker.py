@@ -26,9 +26,9 @@ from golem_actors.actors.io import IoResult
 from golem_actors.actors.lease import LeaseActor, LeaseLoss
 from golem_actors.actors.market import ProviderFailed
 from golem_actors.actors.runtime import Runtime
-from golem_actors.actors.taskexec import AttemptReport, PackedBatch, run_user_task
+from golem_actors.actors.task_attempts import AttemptReport, PackedBatch, Worker, run_user_task
 from golem_actors.storage.http import Storage
-from golem_actors.tasks import Task, Worker
+from golem_actors.tasks.model import Task
 
 __all__ = [
     "AttemptsDone",

@@ -11,14 +11,15 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from golem_actors.tasks import Summary, TaskRun
+    from golem_actors.tasks.run import TaskRun
+    from golem_actors.tasks.summary import TaskSummary
 
 __all__ = ["ProgressBar", "render"]
 
 WIDTH = 24
 
 
-def render(summary: Summary, elapsed: float) -> str:
+def render(summary: TaskSummary, elapsed: float) -> str:
     """The bar's text for one moment (pure, for tests)."""
     total = max(1, summary.tasks)
     filled = round(WIDTH * summary.done / total)

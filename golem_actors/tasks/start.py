@@ -17,14 +17,16 @@ from typing import Any
 
 import pykka
 
-from golem_actors.actors.dispatcher import RunOptions, StopRun, TaskDispatcher
 from golem_actors.actors.runtime import Runtime
-from golem_actors.actors.taskworker import WorkerConfig
+from golem_actors.actors.task_attempts import Worker
+from golem_actors.actors.task_dispatcher import RunOptions, StopRun, TaskDispatcher
+from golem_actors.actors.task_worker import WorkerConfig
 from golem_actors.events import TaskFinished
-from golem_actors.policy.tasks import TaskPolicy
-from golem_actors.progress import ProgressBar
+from golem_actors.policy.task_book import TaskPolicy
 from golem_actors.storage.http import Storage
-from golem_actors.tasks import Task, TaskDefinitionError, TaskResult, TaskRun, Worker
+from golem_actors.tasks.model import Task, TaskDefinitionError, TaskResult
+from golem_actors.tasks.progress import ProgressBar
+from golem_actors.tasks.run import TaskRun
 
 __all__ = ["start_task_run"]
 
@@ -136,8 +138,7 @@ def start_task_run(
     todo = _report_recorded(rt, run, checked)
     if not todo:
         bar = None  # nothing will run: no bar, no dispatcher
-        run.finished.set()
-        run.results.put(TaskRun._END)  # noqa: SLF001 - the run's own end marker
+        run.end()
         return run
     show = sys.stderr.isatty() if progress is None else progress
     bar = ProgressBar(run, sys.stderr) if show else None
@@ -176,7 +177,7 @@ def _report_recorded(rt: Runtime, run: TaskRun, tasks: list[Task]) -> list[Task]
             todo.append(task)
             continue
         rt.emit(TaskFinished(task_id=task.id, ok=True, attempts=0, provider_id=None, seconds=0.0))
-        run.results.put(
+        run.put(
             TaskResult(
                 task=task,
                 ok=True,

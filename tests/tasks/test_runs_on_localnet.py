@@ -14,7 +14,7 @@ from pathlib import Path
 import pykka
 import pytest
 
-from golem_actors import Golem, WorkContext
+from golem_actors import Golem, Task, TaskResult, WorkContext
 from golem_actors.events import (
     AgreementApproved,
     AgreementTerminated,
@@ -24,8 +24,7 @@ from golem_actors.events import (
     TaskStarted,
 )
 from golem_actors.localnet.network import LocalNet
-from golem_actors.policy.tasks import TaskPolicy
-from golem_actors.tasks import Task, TaskResult
+from golem_actors.policy.task_book import TaskPolicy
 from golem_actors.yagna import ApiConfig
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
