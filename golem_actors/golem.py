@@ -21,8 +21,6 @@ import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Self
@@ -32,12 +30,7 @@ import pykka
 from golem_actors.actors.agreement import AgreementEventsActor
 from golem_actors.actors.instance import InstanceConfig
 from golem_actors.actors.market import MarketActor
-from golem_actors.actors.payment_messages import (
-    AgreementClosed,
-    GetTotals,
-    RegisterAgreement,
-    Settle,
-)
+from golem_actors.actors.payment_messages import GetTotals
 from golem_actors.actors.payments import PaymentActor
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
@@ -49,27 +42,21 @@ from golem_actors.policy.demand import DemandSpec
 from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
 from golem_actors.policy.restart import RestartType, SupervisorPolicy
 from golem_actors.policy.scoring import OfferScorer, default_scorer
-from golem_actors.recovery import (
-    Recovered,
-    RecoveryError,
-    end_open_agreements,
-    recover,
-    spent_before,
-)
+from golem_actors.recovery import Recovered, RecoveryError, recover, spent_before
 from golem_actors.service import InstanceSnapshot, ServiceActor, ServiceHandle
-from golem_actors.session_market import publish_demand
+from golem_actors.session_demand import publish_demand
+from golem_actors.session_stop import ASK_TIMEOUT, release_allocation, settle, stop_actors, sweep
 from golem_actors.storage.http import HttpStorage
 from golem_actors.tasks.model import Task
 from golem_actors.tasks.run import TaskRun
 from golem_actors.tasks.start import start_task_run
 from golem_actors.yagna import ApiConfig, YagnaClient, YagnaError
-from golem_actors.yagna.models import Agreement, Allocation
+from golem_actors.yagna.models import Allocation
 
 __all__ = ["Cluster", "Golem", "GolemError", "execute_tasks"]
 
 log = logging.getLogger(__name__)
 
-ASK_TIMEOUT = 10.0
 JOURNAL_NAME = "journal.gaj"  # the journal's name inside a run directory
 
 
@@ -373,17 +360,20 @@ class Golem:
         return run
 
     def stop(self) -> Totals | None:
-        """Stop every cluster, settle every invoice (bounded), release the budget, stop all."""
-        if self.rt is None:
+        """Stop every task run and cluster, settle every invoice (bounded), release the budget,
+        stop all (the sequence: ``golem_actors.session_stop``)."""
+        rt = self.rt
+        if rt is None:
             return None
-        running: list[TaskRun | Cluster] = [*self.task_runs, *self.clusters]
         began = time.monotonic()
+        running: list[TaskRun | Cluster] = [*self.task_runs, *self.clusters]
         for each in running:  # task runs first: their workers end before the clusters'
             each.stop()
         stopped = time.monotonic()
-        self._sweep(self.rt)
+        sweep(rt, self.journal, self._refs.get("payments"))
         swept = time.monotonic()
-        self.final_totals = self._settle()
+        settled = settle(self._refs.get("payments"), self.settle_timeout_s)
+        self.final_totals = settled if settled is not None else self.totals()
         # Where a slow stop spends its time (each phase is bounded; this says which one ran long).
         log.info(
             "stopping: work %.1f s, agreement sweep %.1f s, settling invoices %.1f s",
@@ -391,65 +381,16 @@ class Golem:
             swept - stopped,
             time.monotonic() - swept,
         )
-        for name in ("market", "events", "payments"):
-            ref = self._refs.pop(name, None)
-            if ref is not None:
-                try:
-                    ref.stop(timeout=ASK_TIMEOUT)
-                except pykka.Timeout:
-                    log.warning("the %s actor did not stop in time", name)
-        if self.allocation is not None:
-            try:
-                # What yagna says was spent, kept for the summary, then the rest goes back.
-                self.final_allocation = self.rt.client.payment.get_allocation(
-                    self.allocation.allocation_id
-                )
-                self.rt.client.payment.release_allocation(self.allocation.allocation_id)
-            except YagnaError as exc:
-                log.warning("releasing the allocation: %s", exc)
+        stop_actors(self._refs)
+        self.final_allocation = release_allocation(rt, self.allocation)
         if self._storage is not None:
             self._storage.close()
-        self.rt.close()
+        rt.close()
         self.rt = None
         if self.journal is not None:
             self.journal.mark_closed()
             self.journal.close()
         return self.final_totals
-
-    def _sweep(self, rt: Runtime) -> None:
-        """The last word on agreements: any of this run yagna still has live (a terminate lost
-        to an API fault, a negotiation cut short) is ended now, not left billing."""
-        if self.journal is None:
-            return
-        billable: list[Agreement] = []
-        swept, problems = end_open_agreements(rt.client, self.journal, billable=billable)
-        for problem in problems:
-            log.warning("%s", problem)
-        if swept:
-            log.warning("ended %d agreement(s) left open: %s", len(swept), ", ".join(swept))
-        payments = self._refs.get("payments")
-        if payments is None:
-            return
-        # Every agreement the provider approved can invoice, even one the runtime gave up on
-        # while it was being made: the books learn of it (a no-op for those they know), so
-        # settling waits for its invoice and accepts it once. An unknown one is bounded as
-        # ending now, which is later than it did: never an honest bill refused.
-        for agreement in billable:
-            payments.tell(RegisterAgreement(agreement))
-            payments.tell(AgreementClosed(agreement.agreement_id))
-
-    def _settle(self) -> Totals | None:
-        """Wait (bounded) until every ended agreement's invoice is accepted."""
-        payments = self._refs.get("payments")
-        if payments is None:
-            return self.final_totals
-        future: Future[Totals] = Future()
-        payments.tell(Settle(future))
-        try:
-            return future.result(self.settle_timeout_s)
-        except FutureTimeoutError:
-            log.warning("some invoices did not arrive within %.0f s", self.settle_timeout_s)
-            return self.totals()
 
     def totals(self) -> Totals | None:
         """The payment books now (the final ones once stopped)."""

@@ -1,4 +1,4 @@
-"""How a ``Golem`` session puts a demand on the market: the demand itself and its three judges.
+"""How a ``Golem`` session publishes a demand: the demand itself and its three judges.
 
 The market actor is given, with each demand, how to score an offer, what to counter-propose, and
 how to check the provider's counter; all three are pure policy (``scoring``, ``negotiation``)
