@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from golem_actors.actors.context import InstanceStoppingError, WorkContext
     from golem_actors.events import Event, EventBus
     from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
-    from golem_actors.golem import Cluster, Golem, GolemError, execute_tasks
+    from golem_actors.golem import Cluster, Golem, GolemError, GolemOptions, execute_tasks
     from golem_actors.metrics import Metrics
     from golem_actors.policy.lifecycle import ServiceState
     from golem_actors.policy.payload import VmPayload
@@ -63,6 +63,7 @@ _EXPORTS = {
     "EventBus": "golem_actors.events",
     "Golem": "golem_actors.golem",
     "GolemError": "golem_actors.golem",
+    "GolemOptions": "golem_actors.golem",
     "InstanceSnapshot": "golem_actors.service",
     "InstanceStoppingError": "golem_actors.actors.context",
     "LeastExpensiveLinearPayu": "golem_actors.policy.scoring",
@@ -118,6 +119,7 @@ __all__ = [
     "EventBus",
     "Golem",
     "GolemError",
+    "GolemOptions",
     "InstanceSnapshot",
     "InstanceStoppingError",
     "LeastExpensiveLinearPayu",

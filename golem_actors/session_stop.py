@@ -7,13 +7,14 @@ terminate their own agreements), then:
    fault, a negotiation cut short) is ended now, and the payment books learn of every agreement
    the provider approved, so settling waits for its invoice;
 2. ``settle``: wait (bounded) until every ended agreement's invoice is accepted;
-3. ``stop_actors`` (market, agreement events, payments), then ``release_allocation``: what yagna
-   says was spent is kept for the summary, and the rest of the budget goes back.
+3. ``stop_actors`` (market, agreement events, payments); then the budget is released
+   (``golem_actors.session_budget``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
@@ -25,10 +26,9 @@ from golem_actors.actors.runtime import Runtime
 from golem_actors.journal import Journal
 from golem_actors.policy.decisions import Totals
 from golem_actors.recovery import end_open_agreements
-from golem_actors.yagna import YagnaError
-from golem_actors.yagna.models import Agreement, Allocation
+from golem_actors.yagna.models import Agreement
 
-__all__ = ["ASK_TIMEOUT", "release_allocation", "settle", "stop_actors", "sweep"]
+__all__ = ["ASK_TIMEOUT", "settle", "settle_seconds", "stop_actors", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,17 @@ def sweep(rt: Runtime, journal: Journal | None, payments: pykka.ActorRef[Any] | 
         payments.tell(AgreementClosed(agreement.agreement_id))
 
 
+def settle_seconds(value: object) -> float:
+    """How long ``settle`` may wait (a ``Golem`` setting); a ``ValueError`` names a bad one."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value >= 0)
+    ):
+        raise ValueError(f"settle_timeout_s must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
 def settle(payments: pykka.ActorRef[Any] | None, timeout_s: float) -> Totals | None:
     """The final totals once every ended agreement's invoice is accepted; None when some did
     not arrive within ``timeout_s`` (or there is no payment actor)."""
@@ -81,17 +92,3 @@ def stop_actors(refs: dict[str, pykka.ActorRef[Any]]) -> None:
                 ref.stop(timeout=ASK_TIMEOUT)
             except pykka.Timeout:
                 log.warning("the %s actor did not stop in time", name)
-
-
-def release_allocation(rt: Runtime, allocation: Allocation | None) -> Allocation | None:
-    """Release the session's budget; returns the allocation as yagna last saw it (what was
-    spent, for the summary), or None when yagna could not be asked."""
-    if allocation is None:
-        return None
-    final = None
-    try:
-        final = rt.client.payment.get_allocation(allocation.allocation_id)
-        rt.client.payment.release_allocation(allocation.allocation_id)
-    except YagnaError as exc:
-        log.warning("releasing the allocation: %s", exc)
-    return final

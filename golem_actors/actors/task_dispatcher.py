@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,11 +42,12 @@ from golem_actors.events import (
     TaskFinished,
     TaskStarted,
 )
-from golem_actors.policy.task_book import Attempt, Completion, FailureKind, TaskBook, TaskPolicy
+from golem_actors.policy.task_book import Attempt, Completion, FailureKind, TaskBook
 from golem_actors.tasks.model import Task, TaskResult
+from golem_actors.tasks.options import TaskOptions
 from golem_actors.tasks.run import TaskRun
 
-__all__ = ["RunOptions", "StopRun", "TaskDispatcher"]
+__all__ = ["PIPELINE", "TICK_S", "StopRun", "TaskDispatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +58,8 @@ _KIND = {
 }
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    max_workers: int
-    task_timeout_s: float
-    run_timeout_s: float | None
-    policy: TaskPolicy
-    batch_size: int = 10  # declarative tasks packed into one ExeScript
-    pipeline: int = 1  # batches in flight per activity; exe-units refuse a second ("Busy")
-    tick_s: float = 0.5  # how often idle workers look for stragglers
+PIPELINE = 1  # batches in flight per activity; exe-units refuse a second ("Busy")
+TICK_S = 0.5  # how often idle workers look for stragglers
 
 
 @dataclass(frozen=True)
@@ -113,17 +108,18 @@ class TaskDispatcher(RuntimeActor):
         self,
         rt: Runtime,
         *,
-        tasks: list[Task],
+        tasks: Sequence[Task[object]],
         config: WorkerConfig,
-        options: RunOptions,
-        run: TaskRun,
+        options: TaskOptions,
+        run: TaskRun[object, object],
     ) -> None:
         super().__init__(rt, None)
         self.tasks = tasks
         self.config = config
         self.options = options
         self.run = run
-        self.book = TaskBook(len(tasks), options.policy)
+        self.book = TaskBook(len(tasks), options.task_policy())
+        self._task_timeout_s = float(options.task_timeout)
         self._declarative = bool(tasks) and tasks[0].declarative
         self._workers: dict[str, _Worker] = {}
         self._spawned = 0
@@ -137,9 +133,9 @@ class TaskDispatcher(RuntimeActor):
 
     def started(self) -> None:
         self.rt.events.subscribe(self._on_payment_event, DebitNoteRefused, InvoiceRefused)
-        self.after(self.options.tick_s, _Tick(), key="tick", period_s=self.options.tick_s)
-        if self.options.run_timeout_s is not None:
-            self.after(self.options.run_timeout_s, _RunTimeout(), key="run-timeout")
+        self.after(TICK_S, _Tick(), key="tick", period_s=TICK_S)
+        if self.options.timeout is not None:
+            self.after(self.options.timeout, _RunTimeout(), key="run-timeout")
         if self.book.finished:
             self._check_done()
             return
@@ -162,7 +158,7 @@ class TaskDispatcher(RuntimeActor):
 
     @handles(_RunTimeout)
     def on_run_timeout(self, _: _RunTimeout) -> None:
-        self._abandon(f"the run did not finish within {self.options.run_timeout_s:g} s")
+        self._abandon(f"the run did not finish within {self.options.timeout:g} s")
 
     def _abandon(self, reason: str) -> None:
         if self._stopping is None:
@@ -282,7 +278,7 @@ class TaskDispatcher(RuntimeActor):
         if not worker.ready or worker.retiring or self._stopping is not None:
             return
         assert worker.provider_id is not None
-        depth = self.options.pipeline if self._declarative else 1
+        depth = PIPELINE if self._declarative else 1
         while worker.inflight < depth:
             limit = 1
             if self._declarative:
@@ -296,7 +292,7 @@ class TaskDispatcher(RuntimeActor):
             self._hand_out(worker, attempts)
 
     def _hand_out(self, worker: _Worker, attempts: list[Attempt]) -> None:
-        timeout = self.options.task_timeout_s
+        timeout = self._task_timeout_s
         ahead = len(worker.attempts)
         worker.inflight += 1
         for i, attempt in enumerate(attempts):
@@ -349,7 +345,7 @@ class TaskDispatcher(RuntimeActor):
         if attempt is None:
             return
         worker = self._workers.get(attempt.worker)
-        limit = self.options.task_timeout_s
+        limit = self._task_timeout_s
         error = TimeoutError(f"no result within the task timeout of {limit:g} s")
         if worker is not None:
             worker.attempts.discard(attempt.attempt_id)
@@ -443,7 +439,7 @@ class TaskDispatcher(RuntimeActor):
             for name in list(self._workers):
                 self._retire(name, "all tasks are done", fault=False)
 
-    def _journal_result(self, task_id: str, result: Any) -> None:
+    def _journal_result(self, task_id: str, result: object) -> None:
         """Fsynced before the result is reported: a resumed run does not do the task again."""
         assert self.rt.journal is not None
         try:

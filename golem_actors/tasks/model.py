@@ -11,9 +11,20 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-__all__ = ["Input", "Task", "TaskDefinitionError", "TaskOutput", "TaskResult"]
+__all__ = ["D_co", "Input", "R_co", "Task", "TaskDefinitionError", "TaskOutput", "TaskResult"]
+
+if TYPE_CHECKING:
+    import typing_extensions
+
+    # Type checkers read the defaults (PEP 696; typing_extensions ships with them): a bare
+    # ``Task`` is ``Task[Any]``, a bare ``TaskResult`` is ``TaskResult[Any, Any]``.
+    D_co = typing_extensions.TypeVar("D_co", covariant=True, default=Any)  # a task's data
+    R_co = typing_extensions.TypeVar("R_co", covariant=True, default=Any)  # a task's result
+else:  # Python 3.11's TypeVar has no default
+    D_co = TypeVar("D_co", covariant=True)
+    R_co = TypeVar("R_co", covariant=True)
 
 Input = bytes | os.PathLike[str]
 
@@ -40,26 +51,27 @@ class TaskOutput:
 
 
 @dataclass(frozen=True)
-class Task:
-    """One job. ``data`` is yours; ``inputs`` map remote paths to bytes or local files, sent
-    before the task runs; ``outputs`` are remote paths fetched after it succeeds.
+class Task(Generic[D_co]):
+    """One job. ``data`` is yours (``Task[D]``: its type); ``inputs`` map remote paths to bytes
+    or local files, sent before the task runs; ``outputs`` are remote paths fetched after it
+    succeeds.
 
     Declarative tasks give ``commands`` (argv lists run in order, no shell) and optionally
     ``parse(TaskOutput) -> result``; without ``parse`` the result is the last command's stdout.
     """
 
-    data: Any = None
+    data: D_co = cast("D_co", None)  # noqa: RUF009 - a no-op: a task without data carries None
     id: str = ""
     inputs: Mapping[str, Input] = field(default_factory=dict)
     outputs: Sequence[str] = ()
     commands: Sequence[Sequence[str]] = ()
-    parse: Callable[[TaskOutput], Any] | None = None
+    parse: Callable[[TaskOutput], object] | None = None
 
     @property
     def declarative(self) -> bool:
         return bool(self.commands)
 
-    def validate(self, where: str) -> Task:  # noqa: C901 - one check per field
+    def validate(self, where: str) -> Task[D_co]:  # noqa: C901 - one check per field
         """This task checked (and given ``where`` as its id if it has none)."""
         for remote, source in self.inputs.items():
             _remote(f"{where} input", remote)
@@ -91,12 +103,16 @@ class Task:
 
 
 @dataclass(frozen=True)
-class TaskResult:
-    """A task's one and only report: its result, or the error of its last attempt."""
+class TaskResult(Generic[D_co, R_co]):
+    """A task's one and only report: its result, or the error of its last attempt.
 
-    task: Task
+    ``TaskResult[D, R]``: a ``Task[D]`` whose worker returned ``R`` (``Any`` for declarative
+    tasks, whose results are what their ``parse`` returns).
+    """
+
+    task: Task[D_co]
     ok: bool
-    result: Any = None
+    result: R_co | None = None
     error: BaseException | None = None
     attempts: int = 0
     provider_id: str | None = None

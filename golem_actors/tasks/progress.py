@@ -34,7 +34,7 @@ def render(summary: TaskSummary, elapsed: float) -> str:
 
 
 class ProgressBar:
-    def __init__(self, run: TaskRun, out: TextIO, *, every_s: float = 0.5) -> None:
+    def __init__(self, run: TaskRun[object, object], out: TextIO, *, every_s: float = 0.5) -> None:
         self._run = run
         self._out = out
         self._every = every_s

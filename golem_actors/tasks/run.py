@@ -11,22 +11,25 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Self
+from typing import Generic, Self, cast
 
-from golem_actors.tasks.model import Task, TaskResult
+from golem_actors.tasks.model import D_co, R_co, Task, TaskResult
 from golem_actors.tasks.summary import TaskSummary, TaskSummaryBuilder
 
 __all__ = ["TaskRun"]
 
 
-class TaskRun:
-    """The results of a run as they finish (iterate it), its ``summary``, and ``stop()``."""
+class TaskRun(Generic[D_co, R_co]):
+    """The results of a run as they finish (iterate it), its ``summary``, and ``stop()``.
 
-    def __init__(self, tasks: Sequence[Task], stopper: Callable[[float], None]) -> None:
+    ``TaskRun[D, R]``: a run of ``Task[D]`` whose worker returns ``R``.
+    """
+
+    def __init__(self, tasks: Sequence[Task[D_co]], stopper: Callable[[float], None]) -> None:
         self.tasks = list(tasks)
         self.stats = TaskSummaryBuilder(len(self.tasks))
         self.finished = threading.Event()  # set once no more results will come
-        self._results: queue.Queue[TaskResult | None] = queue.Queue()  # None: the end
+        self._results: queue.Queue[TaskResult[D_co, R_co] | None] = queue.Queue()  # None: the end
         self._stopper = stopper
         self._yielded = 0
         self._final: TaskSummary | None = None
@@ -37,14 +40,14 @@ class TaskRun:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def __iter__(self) -> Iterator[TaskResult]:
+    def __iter__(self) -> Iterator[TaskResult[D_co, R_co]]:
         while self._yielded < len(self.tasks):
             item = self.next_result(timeout=None)
             if item is None:
                 return
             yield item
 
-    def next_result(self, timeout: float | None) -> TaskResult | None:
+    def next_result(self, timeout: float | None) -> TaskResult[D_co, R_co] | None:
         """The next finished task; None once all were reported (or after ``timeout``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -67,9 +70,10 @@ class TaskRun:
 
     # -- fed by the runtime -----------------------------------------------------------------
 
-    def put(self, result: TaskResult) -> None:
-        """One task's one and only result."""
-        self._results.put(result)
+    def put(self, result: TaskResult[object, object]) -> None:
+        """One task's one and only result. The runtime carries data and results as plain
+        objects; they are this run's own tasks and what its worker returned, so ``D`` and ``R``."""
+        self._results.put(cast("TaskResult[D_co, R_co]", result))
 
     def end(self) -> None:
         """No more results will come (said once; later calls do nothing)."""
