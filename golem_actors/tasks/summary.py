@@ -11,15 +11,8 @@ import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from golem_actors.events import (
-    AgreementApproved,
-    DebitNoteAccepted,
-    Event,
-    InvoiceAccepted,
-    TaskAttemptFailed,
-    TaskFinished,
-    TaskStarted,
-)
+from golem_actors.events import Event, TaskAttemptFailed, TaskFinished, TaskStarted
+from golem_actors.provider_costs import ProviderCosts
 
 __all__ = ["ProviderSummary", "TaskSummary", "TaskSummaryBuilder"]
 
@@ -79,28 +72,29 @@ class TaskSummaryBuilder:
     def __init__(self, tasks: int) -> None:
         self._lock = threading.Lock()
         self._summary = TaskSummary(tasks=tasks)
-        self._agreements: dict[str, str] = {}  # agreement -> provider id
-        self._cost: dict[str, Decimal] = {}  # agreement -> what we accepted so far
-        self._names: dict[str, str] = {}
+        self._costs = ProviderCosts()  # names, and what each provider cost
         self._running: set[str] = set()  # tasks with an attempt out
 
     def __call__(self, event: Event) -> None:
         with self._lock:
             self._apply(event)
 
-    def _provider(self, provider_id: str) -> ProviderSummary:
-        providers = self._summary.providers
+    def _provider(
+        self, provider_id: str, providers: dict[str, ProviderSummary] | None = None
+    ) -> ProviderSummary:
+        providers = self._summary.providers if providers is None else providers
         if provider_id not in providers:
-            providers[provider_id] = ProviderSummary(self._names.get(provider_id, provider_id[:10]))
+            name = self._costs.name(provider_id) or provider_id[:10]
+            providers[provider_id] = ProviderSummary(name)
         return providers[provider_id]
 
-    def _apply(self, event: Event) -> None:  # noqa: C901, PLR0912 - one branch per event type
+    def _apply(self, event: Event) -> None:
         s = self._summary
+        self._costs.apply(event)
         if isinstance(event, TaskStarted):
             s.attempts += 1
             self._running.add(event.task_id)
             s.speculative += event.speculative
-            self._names[event.provider_id] = event.provider_name
             self._provider(event.provider_id).name = event.provider_name
             if s.first_task_s is None:
                 s.first_task_s = time.monotonic() - s.started_at
@@ -123,23 +117,14 @@ class TaskSummaryBuilder:
                 p = self._provider(event.provider_id)
                 p.tasks_done += 1
                 p.busy_seconds += event.seconds
-        elif isinstance(event, AgreementApproved):
-            self._agreements[event.agreement_id] = event.provider_id
-            self._names.setdefault(event.provider_id, event.provider_name)
-        elif isinstance(event, DebitNoteAccepted | InvoiceAccepted):
-            provider = self._agreements.get(event.agreement_id)
-            if provider is None:
-                return
-            old = self._cost.get(event.agreement_id, Decimal(0))
-            new = event.amount if isinstance(event, InvoiceAccepted) else max(old, event.amount)
-            self._cost[event.agreement_id] = new
-            self._provider(provider).cost += new - old
-            s.cost += new - old
 
     def snapshot(self) -> TaskSummary:
         with self._lock:
             s = self._summary
             copy = replace(s, providers={k: replace(v) for k, v in s.providers.items()})
             copy.running = len(self._running)
+            for provider, cost in self._costs.by_provider().items():
+                self._provider(provider, copy.providers).cost = cost
+            copy.cost = self._costs.total()
         copy.wall_s = time.monotonic() - copy.started_at
         return copy
