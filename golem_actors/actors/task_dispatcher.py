@@ -5,8 +5,11 @@ A thin loop around the pure ``policy.task_book.TaskBook``: it keeps up to ``max_
 each ready worker tasks (a packed batch of declarative tasks, or one task for a worker function),
 enforces the per-task timeout (the worker is retired — a command cannot be cancelled on the
 provider any other way — and the task moves on), duplicates stragglers onto idle workers near
-the end, bans providers that keep failing or overcharge, and puts each task's one result into
-the run's queue. Once every task is final it retires the workers, waits for them, and stops.
+the end, bans providers that keep failing or overcharge, and has each task's one result reported
+(``task_reports``). Once every task is final it retires the workers, waits for them, and stops.
+
+Its messages in: ``WorkerReady``, ``AttemptsDone``, ``WorkerExited`` (from its workers),
+``StopRun``, its own timers; out: ``RunAttempts`` and ``Retire`` to its workers.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
 from golem_actors.actors.base import ChildDied, RuntimeActor, handles
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.task_attempts import AttemptReport, Outcome
+from golem_actors.actors.task_reports import TaskReports
 from golem_actors.actors.task_worker import (
     AttemptsDone,
     Retire,
@@ -34,20 +38,13 @@ from golem_actors.actors.task_worker import (
     WorkerExited,
     WorkerReady,
 )
-from golem_actors.events import (
-    DebitNoteRefused,
-    Event,
-    InvoiceRefused,
-    TaskAttemptFailed,
-    TaskFinished,
-    TaskStarted,
-)
+from golem_actors.events import DebitNoteRefused, Event, InvoiceRefused
 from golem_actors.policy.task_book import Attempt, Completion, FailureKind, TaskBook
-from golem_actors.tasks.model import Task, TaskResult
+from golem_actors.tasks.model import Task
 from golem_actors.tasks.options import TaskOptions
 from golem_actors.tasks.run import TaskRun
 
-__all__ = ["PIPELINE", "TICK_S", "StopRun", "TaskDispatcher"]
+__all__ = ["PIPELINE", "TICK_S", "StopRun", "TaskDispatcher", "WorkerStarter"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +86,21 @@ class _Misbehaved:
     reason: str
 
 
+class WorkerStarter(Protocol):
+    """How the dispatcher starts a worker: ``TaskWorker.start`` (tests give a stand-in)."""
+
+    def __call__(
+        self,
+        rt: Runtime,
+        parent: pykka.ActorRef[Any],
+        /,
+        *,
+        name: str,
+        config: WorkerConfig,
+        exclude: frozenset[str],
+    ) -> pykka.ActorRef[Any]: ...
+
+
 @dataclass
 class _Worker:
     ref: pykka.ActorRef[Any]
@@ -112,8 +124,10 @@ class TaskDispatcher(RuntimeActor):
         config: WorkerConfig,
         options: TaskOptions,
         run: TaskRun[object, object],
+        start_worker: WorkerStarter = TaskWorker.start,
     ) -> None:
         super().__init__(rt, None)
+        self._start_worker = start_worker
         self.tasks = tasks
         self.config = config
         self.options = options
@@ -123,8 +137,7 @@ class TaskDispatcher(RuntimeActor):
         self._declarative = bool(tasks) and tasks[0].declarative
         self._workers: dict[str, _Worker] = {}
         self._spawned = 0
-        self._tries = [0] * len(tasks)
-        self._errors: dict[int, BaseException] = {}
+        self.reports = TaskReports(rt, tasks, run)
         self._stopping: str | None = None
         self._stop_futures: list[Future[None]] = []
         self._done = False
@@ -164,8 +177,7 @@ class TaskDispatcher(RuntimeActor):
         if self._stopping is None:
             self._stopping = reason
             for completion in self.book.abandon():
-                self._errors.setdefault(completion.task, RuntimeError(reason))
-                self._completed(completion, None, cancelled=True)
+                self._completed(completion, None, cancelled=reason)
         for name in list(self._workers):
             self._retire(name, reason, fault=False)
         self._check_done()
@@ -188,7 +200,7 @@ class TaskDispatcher(RuntimeActor):
                 exclude.add(avoid)
             self._spawned += 1
             name = f"worker-{self._spawned}"
-            ref = TaskWorker.start(
+            ref = self._start_worker(
                 self.rt, self.actor_ref, name=name, config=self.config, exclude=frozenset(exclude)
             )
             self._workers[name] = _Worker(ref)
@@ -297,16 +309,7 @@ class TaskDispatcher(RuntimeActor):
         worker.inflight += 1
         for i, attempt in enumerate(attempts):
             worker.attempts.add(attempt.attempt_id)
-            self._tries[attempt.task] += 1
-            self.rt.emit(
-                TaskStarted(
-                    task_id=self.tasks[attempt.task].id,
-                    attempt=self._tries[attempt.task],
-                    provider_id=attempt.provider,
-                    provider_name=worker.provider_name,
-                    speculative=attempt.speculative,
-                )
-            )
+            self.reports.started(attempt, worker.provider_name)
             delay = timeout * (ahead + i + 1)
             self.after(
                 delay, _AttemptTimeout(attempt.attempt_id), key=f"timeout:{attempt.attempt_id}"
@@ -370,20 +373,9 @@ class TaskDispatcher(RuntimeActor):
             self._completed(completion, attempt, report)
             return
         kind = _KIND[report.outcome]
-        self._errors[attempt.task] = report.error or RuntimeError(report.outcome.value)
         completion = self.book.fail(report.attempt_id, kind, now)
-        self.rt.emit(
-            TaskAttemptFailed(
-                task_id=self.tasks[attempt.task].id,
-                provider_id=attempt.provider,
-                kind=kind.value,
-                error=str(report.error)[:300],
-                retried=completion.retry,
-            )
-        )
         name = worker.provider_name if worker else attempt.provider[:10]
-        log.info("%s failed on %s (%s): %s", self.tasks[attempt.task].id, name, kind.value,
-                 report.error)  # fmt: skip
+        self.reports.failed(attempt, report, kind, retried=completion.retry, provider_name=name)
         self._completed(completion, attempt)
 
     def _completed(
@@ -392,8 +384,10 @@ class TaskDispatcher(RuntimeActor):
         attempt: Attempt | None,
         report: AttemptReport | None = None,
         *,
-        cancelled: bool = False,
+        cancelled: str | None = None,
     ) -> None:
+        """Apply what an attempt's end means for its task: the speculative losers stop; a final
+        task is reported (``cancelled``: why a run stopped before the task finished)."""
         for loser in completion.cancel:
             self.cancel_timer(f"timeout:{loser.attempt_id}")
             other = self._workers.get(loser.worker)
@@ -403,51 +397,17 @@ class TaskDispatcher(RuntimeActor):
                     self._retire(loser.worker, "another attempt finished first", fault=False)
         if not completion.final:
             return
-        task = self.tasks[completion.task]
-        ok = completion.ok
-        error = None if ok else self._errors.get(completion.task, RuntimeError("failed"))
         worker = self._workers.get(attempt.worker) if attempt else None
-        seconds = report.seconds if report else 0.0
-        provider_id = attempt.provider if attempt else None
-        self.rt.emit(
-            TaskFinished(
-                task_id=task.id,
-                ok=ok,
-                attempts=self._tries[completion.task],
-                provider_id=provider_id if attempt and report else None,
-                seconds=seconds,
-                error=None if error is None else str(error)[:300],
-                cancelled=cancelled,
-            )
-        )
-        if ok and self.rt.journal is not None:
-            self._journal_result(task.id, report.result if report else None)
-        self.run.put(
-            TaskResult(
-                task=task,
-                ok=ok,
-                result=report.result if report and ok else None,
-                error=error,
-                attempts=self._tries[completion.task],
-                provider_id=provider_id,
-                provider_name=worker.provider_name if worker else None,
-                files=dict(report.files) if report and ok else {},
-                seconds=seconds,
-            )
+        self.reports.final(
+            completion,
+            attempt,
+            report,
+            provider_name=worker.provider_name if worker else None,
+            cancelled=cancelled,
         )
         if self.book.finished:
             for name in list(self._workers):
                 self._retire(name, "all tasks are done", fault=False)
-
-    def _journal_result(self, task_id: str, result: object) -> None:
-        """Fsynced before the result is reported: a resumed run does not do the task again."""
-        assert self.rt.journal is not None
-        try:
-            self.rt.journal.task_done(task_id, result)
-        except (TypeError, ValueError, OverflowError) as exc:  # not msgpack-able
-            log.warning(
-                "task %s: its result cannot be journaled (%s); a resume redoes it", task_id, exc
-            )
 
     def _check_done(self) -> None:
         finished = self.book.finished or self._stopping is not None
