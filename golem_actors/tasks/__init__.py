@@ -17,11 +17,18 @@ Two ways to say what a task does:
             print(done.task.data, done.result if done.ok else done.error)
     print(run.summary.format())
 
-The package's modules, from the bottom up: ``model`` (Task, TaskResult...: a leaf), ``summary``
-(what a run did, from events), ``run`` (``TaskRun``, the caller's handle), ``progress`` (the bar)
-and ``start`` (check everything, start the dispatcher: ``golem_actors.actors.task_dispatcher``).
-The entry points, ``Golem.execute_tasks`` and ``execute_tasks``, live with the session in
-``golem_actors.golem``.
+Where the task code lives, from the bottom up:
+
+- ``tasks.model``: ``Task``, ``TaskOutput``, ``TaskResult``, ``TaskDefinitionError`` (a leaf);
+- ``policy.task_book``: the pure rules (exactly once, retries elsewhere, speculation, bans);
+- ``tasks.summary``, ``tasks.run``, ``tasks.progress``: what a run did (from events), the
+  caller's ``TaskRun`` handle, the bar on stderr;
+- ``actors.task_attempts`` (an attempt run: the user's worker or a packed batch),
+  ``actors.task_worker`` (one provider's worker), ``actors.task_reports`` (events, journal,
+  results) and ``actors.task_dispatcher`` (the run's loop around the task book);
+- ``tasks.options`` (``TaskOptions``) and ``tasks.start`` (check everything, start the
+  dispatcher); the entry points, ``Golem.execute_tasks`` and ``execute_tasks``, live with the
+  session in ``golem_actors.golem``.
 
 This ``__init__`` imports none of them (``golem_actors.tasks.model`` must stay importable from
 below the runtime); it only keeps the names this module held before it became a package working,

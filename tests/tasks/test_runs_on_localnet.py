@@ -10,11 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Unpack
 
 import pykka
 import pytest
 
-from golem_actors import Golem, Task, TaskResult, WorkContext
+from golem_actors import Golem, GolemOptions, Task, TaskResult, WorkContext
 from golem_actors.events import (
     AgreementApproved,
     AgreementTerminated,
@@ -33,9 +34,10 @@ BUDGET = Decimal(2)
 
 
 class Session:
-    def __init__(self, localnet: LocalNet, **options: object) -> None:
+    def __init__(self, localnet: LocalNet, **options: Unpack[GolemOptions]) -> None:
         config = ApiConfig(app_key=localnet.app_key, api_url=localnet.api_url)
-        self.golem = Golem(config=config, budget=BUDGET, settle_timeout_s=20, **options)  # type: ignore[arg-type]
+        settings: GolemOptions = {"settle_timeout_s": 20, **options}
+        self.golem = Golem(config=config, budget=BUDGET, **settings)
         self.events: list[Event] = []
         self._lock = threading.Lock()
         self.golem.start()
