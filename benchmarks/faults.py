@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.faults_app import TASKS, Sleeper, read_results, start_tasks
+from golem_actors import TaskResult
 from golem_actors.golem import Golem, GolemError
 from golem_actors.journal import Journal, scan
 from golem_actors.localnet.apifaults import ApiFaultProxy, FaultPlan
 from golem_actors.localnet.network import LocalNet
-from golem_actors.tasks import TaskResult
 from golem_actors.yagna import ApiConfig, YagnaClient
 
 APP = Path(__file__).with_name("faults_app.py")

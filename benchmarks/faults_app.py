@@ -16,8 +16,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from golem_actors import Golem, ServiceActor, WorkContext
-from golem_actors.tasks import Task, TaskOutput, TaskResult, TaskRun
+from golem_actors import Golem, ServiceActor, Task, TaskOutput, TaskResult, TaskRun, WorkContext
 
 TASKS = 12
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 import sys
 
-from golem_actors import Task, TaskOutput, execute_tasks
+from golem_actors import GolemOptions, Task, TaskOutput, execute_tasks
+from golem_actors.yagna import ApiConfig
 
 IN, OUT = "/golem/input/data.txt", "/golem/output/sorted.txt"
 
@@ -46,7 +47,7 @@ def tasks_for(files: list[bytes]) -> list[Task]:
     ]
 
 
-def verify(content: bytes, result: tuple[int, int, int], sorted_back: bytes) -> None:
+def verify(content: bytes, result: object, sorted_back: bytes) -> None:
     expected = (content.count(b"\n"), len(content.split()), len(content))
     if result != expected:
         raise AssertionError(f"wc says {result}, expected {expected}")
@@ -54,10 +55,25 @@ def verify(content: bytes, result: tuple[int, int, int], sorted_back: bytes) -> 
         raise AssertionError("the sorted file does not match")
 
 
-def run_job(files: list[bytes], **options: object) -> int:
+def run_job(
+    files: list[bytes],
+    *,
+    max_workers: int = 4,
+    budget: str = "1",
+    task_timeout: float = 300.0,
+    config: ApiConfig | None = None,
+    golem_options: GolemOptions | None = None,
+) -> int:
     """Run and verify every file; returns how many were verified."""
     verified = 0
-    with execute_tasks(tasks_for(files), **options) as run:  # type: ignore[arg-type]
+    with execute_tasks(
+        tasks_for(files),
+        max_workers=max_workers,
+        budget=budget,
+        task_timeout=task_timeout,
+        config=config,
+        golem_options=golem_options,
+    ) as run:
         for done in run:
             if not done.ok:
                 raise RuntimeError(f"file {done.task.data} failed: {done.error}")

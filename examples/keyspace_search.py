@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import sys
 
-from golem_actors import Task, TaskOutput, execute_tasks
+from golem_actors import GolemOptions, Task, TaskOutput, execute_tasks
+from golem_actors.yagna import ApiConfig
 
 SEARCH = (
     'i={start}; while [ "$i" -lt {end} ]; do '
@@ -37,10 +38,27 @@ def search_tasks(target: str, space: int, chunk: int) -> list[Task]:
     return tasks
 
 
-def search(target: str, space: int, chunk: int, **options: object) -> int | None:
+def search(
+    target: str,
+    space: int,
+    chunk: int,
+    *,
+    max_workers: int = 4,
+    budget: str = "1",
+    task_timeout: float = 300.0,
+    config: ApiConfig | None = None,
+    golem_options: GolemOptions | None = None,
+) -> int | None:
     """The preimage of ``target`` in ``0 .. space-1``, or None; stops at the first hit."""
     hit = None
-    with execute_tasks(search_tasks(target, space, chunk), **options) as run:  # type: ignore[arg-type]
+    with execute_tasks(
+        search_tasks(target, space, chunk),
+        max_workers=max_workers,
+        budget=budget,
+        task_timeout=task_timeout,
+        config=config,
+        golem_options=golem_options,
+    ) as run:
         for done in run:
             if not done.ok:
                 raise RuntimeError(f"chunk {done.task.data} failed: {done.error}")

@@ -15,6 +15,7 @@ with Golem(budget="1") as golem:          # YAGNA_API_URL / YAGNA_APPKEY, or a L
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from golem_actors.events import Event, EventBus
     from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
     from golem_actors.extras import MissingExtraError
-    from golem_actors.golem import Cluster, Golem, GolemError
+    from golem_actors.golem import Cluster, Golem, GolemError, GolemOptions, execute_tasks
     from golem_actors.journal import JournalError
     from golem_actors.metrics import Metrics
     from golem_actors.policy.demand import DemandError
@@ -45,23 +46,19 @@ if TYPE_CHECKING:
         ServiceDefinitionError,
         ServiceHandle,
     )
+    from golem_actors.session_budget import BudgetSpentError
     from golem_actors.status import StatusServer
     from golem_actors.storage.http import StorageError
-    from golem_actors.tasks import (
-        Summary,
-        Task,
-        TaskDefinitionError,
-        TaskOutput,
-        TaskResult,
-        TaskRun,
-        execute_tasks,
-    )
+    from golem_actors.tasks.model import Task, TaskDefinitionError, TaskOutput, TaskResult
+    from golem_actors.tasks.run import TaskRun
+    from golem_actors.tasks.summary import TaskSummary
     from golem_actors.yagna.config import ConfigError
     from golem_actors.yagna.errors import YagnaError
 
 # Exports load on first use: `golem_actors.localnet` (run in every provider process) and the
 # yagna client must not pay for importing the whole actor runtime.
 _EXPORTS = {
+    "BudgetSpentError": "golem_actors.session_budget",
     "GolemActorsError": "golem_actors.errors",
     "PayloadError": "golem_actors.policy.payload",
     "DemandError": "golem_actors.policy.demand",
@@ -85,6 +82,7 @@ _EXPORTS = {
     "EventBus": "golem_actors.events",
     "Golem": "golem_actors.golem",
     "GolemError": "golem_actors.golem",
+    "GolemOptions": "golem_actors.golem",
     "InstanceSnapshot": "golem_actors.service",
     "InstanceStoppingError": "golem_actors.actors.context",
     "LeastExpensiveLinearPayu": "golem_actors.policy.scoring",
@@ -99,17 +97,27 @@ _EXPORTS = {
     "SupervisorPolicy": "golem_actors.policy.restart",
     "VmPayload": "golem_actors.policy.payload",
     "WorkContext": "golem_actors.actors.context",
-    "Summary": "golem_actors.tasks",
-    "Task": "golem_actors.tasks",
-    "TaskDefinitionError": "golem_actors.tasks",
-    "TaskOutput": "golem_actors.tasks",
-    "TaskResult": "golem_actors.tasks",
-    "TaskRun": "golem_actors.tasks",
-    "execute_tasks": "golem_actors.tasks",
+    "Task": "golem_actors.tasks.model",
+    "TaskDefinitionError": "golem_actors.tasks.model",
+    "TaskOutput": "golem_actors.tasks.model",
+    "TaskResult": "golem_actors.tasks.model",
+    "TaskRun": "golem_actors.tasks.run",
+    "TaskSummary": "golem_actors.tasks.summary",
+    "execute_tasks": "golem_actors.golem",
 }
+# Old name -> its new one: still served, with a DeprecationWarning.
+_DEPRECATED = {"Summary": "TaskSummary"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"golem_actors.{name} is deprecated: use golem_actors.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        name = new
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'golem_actors' has no attribute {name!r}")
@@ -123,6 +131,7 @@ __all__ = [
     "Backoff",
     "BatchResult",
     "BatchTimeoutError",
+    "BudgetSpentError",
     "Cluster",
     "CommandFailedError",
     "CommandOutcome",
@@ -133,6 +142,7 @@ __all__ = [
     "Golem",
     "GolemActorsError",
     "GolemError",
+    "GolemOptions",
     "InstanceSnapshot",
     "InstanceStoppingError",
     "JournalError",
@@ -152,13 +162,13 @@ __all__ = [
     "StatusServer",
     "StorageError",
     "Strategy",
-    "Summary",
     "SupervisorPolicy",
     "Task",
     "TaskDefinitionError",
     "TaskOutput",
     "TaskResult",
     "TaskRun",
+    "TaskSummary",
     "VmPayload",
     "WorkContext",
     "YagnaError",

@@ -1,4 +1,5 @@
-"""``Golem``: one requestor session — budget, market, payments, service clusters, clean exit.
+"""``Golem``: one requestor session — budget, market, payments, service clusters, task runs,
+clean exit; and ``execute_tasks``, a whole session for one task run.
 
     with Golem(budget="5") as golem:
         cluster = golem.run_service(MyService, instances=3)
@@ -9,22 +10,22 @@
 
 Everything that can be checked before money is committed (the service class, the payload, the
 budget, that yagna answers) is checked in ``start()`` and ``run_service()``, with an error that
-names the problem.
+names the problem. The session's parts: ``session_budget`` (the allocation), ``session_demand``
+(what is asked of the market), ``session_stop`` (how it ends).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeoutError
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 
 import pykka
 
@@ -33,36 +34,40 @@ from golem_actors.actors.instance import InstanceConfig
 from golem_actors.actors.market import MarketActor
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
+from golem_actors.actors.task_attempts import Worker
 from golem_actors.cluster import Cluster
 from golem_actors.errors import GolemActorsError
 from golem_actors.journal import Journal, JournalError
 from golem_actors.payments.actor import PaymentActor
-from golem_actors.payments.adoption import Recovered, spent_before
+from golem_actors.payments.adoption import Recovered
 from golem_actors.payments.decisions import Totals
-from golem_actors.payments.messages import (
-    AgreementClosed,
-    GetTotals,
-    RegisterAgreement,
-    Settle,
-)
-from golem_actors.policy.demand import DemandSpec
+from golem_actors.payments.messages import GetTotals
 from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
 from golem_actors.policy.restart import RestartType, SupervisorPolicy
 from golem_actors.policy.scoring import OfferScorer, default_scorer
-from golem_actors.recovery import RecoveryError, end_open_agreements, recover
+from golem_actors.policy.task_book import TaskPolicy
+from golem_actors.recovery import RecoveryError, recover
 from golem_actors.service import InstanceSnapshot, ServiceActor, ServiceHandle
-from golem_actors.session_market import publish_demand
+from golem_actors.session_budget import (
+    BudgetSpentError,
+    parse_budget,
+    release_budget,
+    reserve_budget,
+)
+from golem_actors.session_demand import SessionDemand
+from golem_actors.session_stop import ASK_TIMEOUT, settle, settle_seconds, stop_actors, sweep
 from golem_actors.storage.http import HttpStorage
-from golem_actors.taskrun import start_task_run
-from golem_actors.tasks import Task, TaskRun, Worker
+from golem_actors.tasks.model import D_co, R_co, Task
+from golem_actors.tasks.options import TaskOptions
+from golem_actors.tasks.run import TaskRun
+from golem_actors.tasks.start import check_tasks, start_task_run
 from golem_actors.yagna import ApiConfig, YagnaClient, YagnaError
-from golem_actors.yagna.models import Agreement, Allocation
+from golem_actors.yagna.models import Allocation
 
-__all__ = ["Cluster", "Golem", "GolemError"]
+__all__ = ["Cluster", "Golem", "GolemError", "GolemOptions", "execute_tasks"]
 
 log = logging.getLogger(__name__)
 
-ASK_TIMEOUT = 10.0
 JOURNAL_NAME = "journal.gaj"  # the journal's name inside a run directory
 
 
@@ -70,52 +75,23 @@ class GolemError(GolemActorsError, RuntimeError):
     """The session could not start or do what was asked; the message says why."""
 
 
+class GolemOptions(TypedDict, total=False):
+    """``Golem(...)``'s settings besides ``config`` and ``budget`` (``execute_tasks`` takes them
+    as ``golem_options``)."""
+
+    payment_platform: str
+    subnet: str
+    scorer: OfferScorer | None
+    image_resolver: ImageResolver
+    expiration: dt.timedelta
+    debit_note_interval_s: int
+    settle_timeout_s: float
+    journal: Path | str | None
+
+
 def _journal_path(value: Path | str) -> Path:
     path = Path(value)
     return path / JOURNAL_NAME if path.is_dir() or not path.suffix else path
-
-
-def _budget(value: Decimal | str | float) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise GolemError(f"budget must be a number of GLM, got {value!r}") from None
-    if not amount.is_finite() or amount <= 0:
-        raise GolemError(f"budget must be a positive number of GLM, got {value!r}")
-    return amount
-
-
-def _check_settings(
-    *,
-    subnet: str,
-    payment_platform: str,
-    expiration: dt.timedelta,
-    debit_note_interval_s: int,
-    scorer: OfferScorer | None,
-    settle_timeout_s: float,
-) -> None:
-    """The session's own settings, checked when it is made: a bad subnet or platform would
-    otherwise surface only at the first ``run_service``, after the budget was reserved."""
-    try:
-        DemandSpec(
-            VmPayload(),
-            subnet=subnet,
-            expiration=expiration,
-            payment_platform=payment_platform,
-            debit_note_interval_s=debit_note_interval_s,
-        )
-    except ValueError as exc:
-        raise GolemError(str(exc)) from None
-    if scorer is not None and not callable(getattr(scorer, "score", None)):
-        raise GolemError(f"scorer must have a score(offer_properties, provider_id), got {scorer!r}")
-    if (
-        isinstance(settle_timeout_s, bool)
-        or not isinstance(settle_timeout_s, int | float)
-        or not (math.isfinite(settle_timeout_s) and settle_timeout_s >= 0)
-    ):
-        raise GolemError(
-            f"settle_timeout_s must be a number of seconds >= 0, got {settle_timeout_s!r}"
-        )
 
 
 class Golem:
@@ -136,24 +112,21 @@ class Golem:
         journal: Path | str | None = None,
     ) -> None:
         self.config = config or ApiConfig.from_env()
-        self.budget = _budget(budget)
-        _check_settings(
-            subnet=subnet,
-            payment_platform=payment_platform,
-            expiration=expiration,
-            debit_note_interval_s=debit_note_interval_s,
-            scorer=scorer,
-            settle_timeout_s=settle_timeout_s,
-        )
-        self.payment_platform = payment_platform
-        self.subnet = subnet
-        self.scorer = scorer or default_scorer()
-        self.image_resolver = image_resolver
-        self.expiration = expiration
-        self.debit_note_interval_s = debit_note_interval_s
-        self.settle_timeout_s = settle_timeout_s
+        try:
+            self.budget = parse_budget(budget)
+            self.demand = SessionDemand(
+                subnet=subnet,
+                payment_platform=payment_platform,
+                expiration=expiration,
+                debit_note_interval_s=debit_note_interval_s,
+                scorer=scorer or default_scorer(),
+                image_resolver=image_resolver,
+            )
+            self.settle_timeout_s = settle_seconds(settle_timeout_s)
+        except (ValueError, TypeError) as exc:
+            raise GolemError(str(exc)) from None
         self.clusters: list[Cluster] = []
-        self.task_runs: list[TaskRun] = []
+        self.task_runs: list[TaskRun[object, object]] = []
         self.rt: Runtime | None = None
         self.allocation: Allocation | None = None
         self.final_allocation: Allocation | None = None
@@ -213,8 +186,17 @@ class Golem:
                 except RecoveryError as exc:
                     raise GolemError(f"recovering the run failed, start again: {exc}") from exc
             try:
-                self.allocation = self._allocation(client)
+                self.allocation = reserve_budget(
+                    client,
+                    journal,
+                    self.budget,
+                    self.recovered,
+                    self.demand.payment_platform,
+                    self.demand.expiration,
+                )
                 decoration = client.payment.demand_decorations([self.allocation.allocation_id])
+            except BudgetSpentError as exc:
+                raise GolemError(str(exc)) from None
             except YagnaError as exc:  # nothing committed yet: the caller may simply retry
                 raise GolemError(f"reserving the budget in yagna failed: {exc}") from exc
             self._decoration = (decoration.property_dict(), list(decoration.constraints))
@@ -225,28 +207,6 @@ class Golem:
         )
         self._refs["market"] = MarketActor.start(self.rt)
         self._refs["events"] = AgreementEventsActor.start(self.rt)
-
-    def _allocation(self, client: YagnaClient) -> Allocation:
-        """The run's budget in yagna: the journaled allocation if it still exists, else a new
-        one for what is left of the budget after what the crashed session spent."""
-        journal = self.journal
-        if journal is not None and journal.state.allocation_id is not None:
-            try:
-                return client.payment.get_allocation(journal.state.allocation_id)
-            except YagnaError as exc:
-                log.info("the run's allocation is gone (%s): reserving a new one", exc)
-        budget = self.budget
-        if self.recovered is not None:
-            budget -= spent_before(self.recovered)
-            if budget <= 0:
-                raise GolemError(f"the run already spent its whole budget of {self.budget} GLM")
-        timeout = dt.datetime.now(dt.UTC) + self.expiration + dt.timedelta(hours=1)
-        allocation = client.payment.create_allocation(
-            budget, payment_platform=self.payment_platform, timeout=timeout
-        )
-        if journal is not None:
-            journal.allocation(allocation.allocation_id, budget)
-        return allocation
 
     def completed_tasks(self) -> dict[str, Any]:
         """Task id -> result recorded in the journal (tasks with one must not run again)."""
@@ -316,67 +276,77 @@ class Golem:
     def _publish_demand(self, name: str, payload: VmPayload) -> str:
         """Publish (once per distinct demand) and return the market's key for it."""
         assert self._decoration is not None
-        spec = DemandSpec(
-            payload,
-            subnet=self.subnet,
-            expiration=self.expiration,
-            payment_platform=self.payment_platform,
-            debit_note_interval_s=self.debit_note_interval_s,
-        )
-        return publish_demand(
-            self._refs["market"],
-            name,
-            spec,
-            self._decoration,
-            scorer=self.scorer,
-            image_resolver=self.image_resolver,
-        )
+        return self.demand.publish(self._refs["market"], name, payload, self._decoration)
 
     def execute_tasks(
         self,
-        tasks: Sequence[Task],
-        worker: Worker | None = None,
+        tasks: Sequence[Task[D_co]],
+        worker: Worker[D_co, R_co] | None = None,
         *,
         payload: VmPayload | None = None,
         max_workers: int = 4,
         task_timeout: float = 300.0,
         timeout: float | None = None,
         max_retries: int = 3,
-        **options: Any,
-    ) -> TaskRun:
+        batch_size: int = 10,
+        policy: TaskPolicy | None = None,
+        progress: bool | None = None,
+        name: str = "tasks",
+    ) -> TaskRun[D_co, R_co]:
         """Run ``tasks`` on up to ``max_workers`` providers at once; iterate the ``TaskRun``
-        for results in completion order, each task exactly once. Returns at once; more options
-        in ``golem_actors.taskrun.start_task_run``."""
+        for results in completion order, each task exactly once. Returns at once.
+
+        ``worker(ctx, task)`` runs each task (or the tasks are declarative: commands); the
+        options are ``TaskOptions``'s (``golem_actors.tasks.options``), checked here.
+        """
+        options = TaskOptions(
+            max_workers=max_workers,
+            task_timeout=task_timeout,
+            timeout=timeout,
+            max_retries=max_retries,
+            batch_size=batch_size,
+            policy=policy,
+            progress=progress,
+            name=name,
+        )
+        return self._start_tasks(tasks, worker, options, payload)
+
+    def _start_tasks(
+        self,
+        tasks: Sequence[Task[D_co]],
+        worker: Worker[D_co, R_co] | None,
+        options: TaskOptions,
+        payload: VmPayload | None,
+    ) -> TaskRun[D_co, R_co]:
         if self.rt is None or self._decoration is None or self._storage is None:
             raise GolemError("start the session first (use `with Golem(...) as golem:`)")
         run = start_task_run(
             self.rt,
             tasks,
             worker,
+            options,
             publish=lambda name: self._publish_demand(name, payload or VmPayload()),
             refs=self._refs,
             storage=self._storage,
-            max_workers=max_workers,
-            task_timeout=task_timeout,
-            timeout=timeout,
-            max_retries=max_retries,
-            **options,
         )
         self.task_runs.append(run)
         return run
 
     def stop(self) -> Totals | None:
-        """Stop every cluster, settle every invoice (bounded), release the budget, stop all."""
-        if self.rt is None:
+        """Stop every task run and cluster, settle every invoice (bounded), release the budget,
+        stop all (the sequence: ``golem_actors.session_stop``)."""
+        rt = self.rt
+        if rt is None:
             return None
-        running: list[TaskRun | Cluster] = [*self.task_runs, *self.clusters]
         began = time.monotonic()
+        running: list[TaskRun | Cluster] = [*self.task_runs, *self.clusters]
         for each in running:  # task runs first: their workers end before the clusters'
             each.stop()
         stopped = time.monotonic()
-        self._sweep(self.rt)
+        sweep(rt, self.journal, self._refs.get("payments"))
         swept = time.monotonic()
-        self.final_totals = self._settle()
+        settled = settle(self._refs.get("payments"), self.settle_timeout_s)
+        self.final_totals = settled if settled is not None else self.totals()
         # Where a slow stop spends its time (each phase is bounded; this says which one ran long).
         log.info(
             "stopping: work %.1f s, agreement sweep %.1f s, settling invoices %.1f s",
@@ -384,65 +354,16 @@ class Golem:
             swept - stopped,
             time.monotonic() - swept,
         )
-        for name in ("market", "events", "payments"):
-            ref = self._refs.pop(name, None)
-            if ref is not None:
-                try:
-                    ref.stop(timeout=ASK_TIMEOUT)
-                except pykka.Timeout:
-                    log.warning("the %s actor did not stop in time", name)
-        if self.allocation is not None:
-            try:
-                # What yagna says was spent, kept for the summary, then the rest goes back.
-                self.final_allocation = self.rt.client.payment.get_allocation(
-                    self.allocation.allocation_id
-                )
-                self.rt.client.payment.release_allocation(self.allocation.allocation_id)
-            except YagnaError as exc:
-                log.warning("releasing the allocation: %s", exc)
+        stop_actors(self._refs)
+        self.final_allocation = release_budget(rt.client, self.allocation)
         if self._storage is not None:
             self._storage.close()
-        self.rt.close()
+        rt.close()
         self.rt = None
         if self.journal is not None:
             self.journal.mark_closed()
             self.journal.close()
         return self.final_totals
-
-    def _sweep(self, rt: Runtime) -> None:
-        """The last word on agreements: any of this run yagna still has live (a terminate lost
-        to an API fault, a negotiation cut short) is ended now, not left billing."""
-        if self.journal is None:
-            return
-        billable: list[Agreement] = []
-        swept, problems = end_open_agreements(rt.client, self.journal, billable=billable)
-        for problem in problems:
-            log.warning("%s", problem)
-        if swept:
-            log.warning("ended %d agreement(s) left open: %s", len(swept), ", ".join(swept))
-        payments = self._refs.get("payments")
-        if payments is None:
-            return
-        # Every agreement the provider approved can invoice, even one the runtime gave up on
-        # while it was being made: the books learn of it (a no-op for those they know), so
-        # settling waits for its invoice and accepts it once. An unknown one is bounded as
-        # ending now, which is later than it did: never an honest bill refused.
-        for agreement in billable:
-            payments.tell(RegisterAgreement(agreement))
-            payments.tell(AgreementClosed(agreement.agreement_id))
-
-    def _settle(self) -> Totals | None:
-        """Wait (bounded) until every ended agreement's invoice is accepted."""
-        payments = self._refs.get("payments")
-        if payments is None:
-            return self.final_totals
-        future: Future[Totals] = Future()
-        payments.tell(Settle(future))
-        try:
-            return future.result(self.settle_timeout_s)
-        except FutureTimeoutError:
-            log.warning("some invoices did not arrive within %.0f s", self.settle_timeout_s)
-            return self.totals()
 
     def totals(self) -> Totals | None:
         """The payment books now (the final ones once stopped)."""
@@ -457,3 +378,55 @@ class Golem:
 
     def snapshots(self) -> list[InstanceSnapshot]:
         return [snap for cluster in self.clusters for snap in cluster.snapshots()]
+
+
+@contextlib.contextmanager
+def execute_tasks(
+    tasks: Sequence[Task[D_co]],
+    worker: Worker[D_co, R_co] | None = None,
+    *,
+    budget: Decimal | str | float = "5",
+    config: ApiConfig | None = None,
+    golem_options: GolemOptions | None = None,
+    payload: VmPayload | None = None,
+    max_workers: int = 4,
+    task_timeout: float = 300.0,
+    timeout: float | None = None,
+    max_retries: int = 3,
+    batch_size: int = 10,
+    policy: TaskPolicy | None = None,
+    progress: bool | None = None,
+    name: str = "tasks",
+) -> Iterator[TaskRun[D_co, R_co]]:
+    """A whole session for one run: ``with execute_tasks(tasks, ...) as run: for r in run: ...``.
+
+    Leaving the block (normally, on an error or on Ctrl-C) stops the run, terminates every
+    agreement and pays every invoice; ``run.summary`` is then final. The options are those of
+    ``Golem.execute_tasks``; ``golem_options`` the session's (``Golem(...)``) besides ``config``
+    and ``budget``. Tasks and options are checked before the session starts.
+    """
+    options = TaskOptions(
+        max_workers=max_workers,
+        task_timeout=task_timeout,
+        timeout=timeout,
+        max_retries=max_retries,
+        batch_size=batch_size,
+        policy=policy,
+        progress=progress,
+        name=name,
+    )
+    check_tasks(tasks, worker)
+    golem = Golem(config=config, budget=budget, **(golem_options or {}))
+    golem.start()
+    run: TaskRun[D_co, R_co] | None = None
+    try:
+        run = golem._start_tasks(tasks, worker, options, payload)  # noqa: SLF001 - its own session
+        yield run
+    finally:
+        try:
+            if run is not None:
+                run.stop()
+        finally:
+            golem.stop()
+            if run is not None:
+                run.set_final_summary(run.stats.snapshot())

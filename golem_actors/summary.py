@@ -15,6 +15,7 @@ from decimal import Decimal
 from golem_actors import events as ev
 from golem_actors.events import EventBus
 from golem_actors.payments.decisions import Totals
+from golem_actors.provider_costs import ProviderCosts
 
 __all__ = ["ProviderRow", "RunSummary"]
 
@@ -39,12 +40,9 @@ class RunSummary:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[str, ProviderRow] = {}
-        self._names: dict[str, str] = {}
-        self._agreement_provider: dict[str, str] = {}
+        self._costs = ProviderCosts()  # agreement -> provider, names, what each cost
         self._instance_provider: dict[tuple[str, str], str] = {}
         self._up_since: dict[tuple[str, str], tuple[str, float]] = {}
-        self._notes: dict[str, Decimal] = {}  # agreement -> highest accepted debit note
-        self._invoices: dict[str, Decimal] = {}  # agreement -> accepted invoice
         self._terminated: set[str] = set()
         self._refused = 0
         self._bus: EventBus | None = None
@@ -60,13 +58,10 @@ class RunSummary:
 
     # -- events -------------------------------------------------------------------------------
 
-    def on_event(self, event: ev.Event) -> None:  # noqa: C901 - one flat dispatch
+    def on_event(self, event: ev.Event) -> None:
         with self._lock:
-            if isinstance(event, ev.OfferReceived):
-                self._names.setdefault(event.provider_id, event.provider_name)
-            elif isinstance(event, ev.AgreementApproved):
-                self._names[event.provider_id] = event.provider_name
-                self._agreement_provider[event.agreement_id] = event.provider_id
+            self._costs.apply(event)
+            if isinstance(event, ev.AgreementApproved):
                 self._row(event.provider_id).agreements += 1
             elif isinstance(event, ev.AgreementTerminated):
                 self._terminated.add(event.agreement_id)
@@ -76,11 +71,6 @@ class RunSummary:
                 provider = self._instance_provider.get((event.service, event.instance))
                 if provider is not None:
                     self._row(provider).restarts += 1
-            elif isinstance(event, ev.DebitNoteAccepted):
-                previous = self._notes.get(event.agreement_id, Decimal(0))
-                self._notes[event.agreement_id] = max(previous, event.amount)
-            elif isinstance(event, ev.InvoiceAccepted):
-                self._invoices[event.agreement_id] = event.amount
             elif isinstance(event, ev.InvoiceRefused):
                 self._refused += 1
             elif isinstance(event, ev.TaskFinished):
@@ -89,7 +79,7 @@ class RunSummary:
     def _row(self, provider_id: str) -> ProviderRow:
         row = self._rows.get(provider_id)
         if row is None:
-            name = self._names.get(provider_id, provider_id[:12])
+            name = self._costs.name(provider_id) or provider_id[:12]
             row = self._rows[provider_id] = ProviderRow(provider_id, name)
         return row
 
@@ -116,24 +106,24 @@ class RunSummary:
         now = time.time() if now is None else now
         with self._lock:
             rows = {
-                pid: ProviderRow(**{**vars(row), "name": self._names.get(pid, row.name)})
+                pid: ProviderRow(**{**vars(row), "name": self._costs.name(pid) or row.name})
                 for pid, row in self._rows.items()
             }
             for provider, since in self._up_since.values():
-                rows.setdefault(provider, ProviderRow(provider, self._names.get(provider, "?")))
+                rows.setdefault(provider, ProviderRow(provider, self._costs.name(provider) or "?"))
                 rows[provider].uptime_s += max(0.0, now - since)
-            for agreement, provider in self._agreement_provider.items():
-                cost = self._invoices.get(agreement, self._notes.get(agreement, Decimal(0)))
+            for provider, cost in self._costs.by_provider().items():
                 rows[provider].cost += cost
         return sorted(rows.values(), key=lambda r: (r.name, r.provider_id))
 
     def invoices(self) -> tuple[int, int, int]:
         """(accepted, outstanding, refused): outstanding is terminated and not accepted yet."""
         with self._lock:
+            invoiced = self._costs.invoiced()
             outstanding = {
-                a for a in self._terminated if a in self._agreement_provider
-            } - self._invoices.keys()
-            return len(self._invoices), len(outstanding), self._refused
+                a for a in self._terminated if self._costs.provider_of(a) is not None
+            } - invoiced
+            return len(invoiced), len(outstanding), self._refused
 
     def render(self, totals: Totals | None, now: float | None = None) -> str:
         rows = self.rows(now)

@@ -26,9 +26,10 @@ from golem_actors.actors.io import IoResult
 from golem_actors.actors.lease import LeaseActor, LeaseLoss
 from golem_actors.actors.market import ProviderFailed
 from golem_actors.actors.runtime import Runtime
-from golem_actors.actors.taskexec import AttemptReport, PackedBatch, run_user_task
+from golem_actors.actors.task_attempts import AttemptReport, PackedBatch, Worker, run_user_task
 from golem_actors.storage.http import Storage
-from golem_actors.tasks import Task, Worker
+from golem_actors.tasks.model import Task
+from golem_actors.yagna.models import CommandResult
 
 __all__ = [
     "AttemptsDone",
@@ -53,7 +54,7 @@ class WorkerConfig:
     agreement_events: pykka.ActorRef[Any]
     payments: pykka.ActorRef[Any]
     storage: Storage | None
-    worker_fn: Worker | None
+    worker_fn: Worker[object, object] | None
     setup_timeout_s: float = 120.0
     teardown_timeout_s: float = 20.0
     max_agreement_attempts: int = 5
@@ -66,7 +67,7 @@ class WorkerConfig:
 class RunAttempts:
     """Run these attempts: ``(attempt_id, task)`` pairs; several only for declarative tasks."""
 
-    items: tuple[tuple[int, Task], ...]
+    items: tuple[tuple[int, Task[object]], ...]
     timeout_s: float  # per task
 
 
@@ -163,10 +164,10 @@ class TaskWorker(LeaseActor):
         number = self._batches
         if message.items[0][1].declarative:
             batch = PackedBatch(message.items, self.config.storage, message.timeout_s)
-            future: Future[list[Any]] = Future()
+            future: Future[list[CommandResult]] = Future()
             self._tell_activity(ExecBatch(batch.script_json(), batch.timeout_s, future))
 
-            def collected(done: Future[list[Any]]) -> None:
+            def collected(done: Future[list[CommandResult]]) -> None:
                 # Parsing may run user code (``parse``): never in an actor's thread.
                 self.rt.io.call(self.actor_ref, ("done", number), batch.collect, done)
 

@@ -1,4 +1,5 @@
-"""Starting a task run: every option checked before any agreement is made, then the dispatcher.
+"""Starting a task run: every task and option checked before any agreement is made, then the
+dispatcher.
 
 ``Golem.execute_tasks`` calls ``start_task_run``; it is separate so the session module stays
 about sessions. Bad input raises ``TaskDefinitionError`` naming the task and the field.
@@ -8,48 +9,33 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
-from golem_actors.actors.dispatcher import RunOptions, StopRun, TaskDispatcher
 from golem_actors.actors.runtime import Runtime
-from golem_actors.actors.taskworker import WorkerConfig
+from golem_actors.actors.task_attempts import Worker
+from golem_actors.actors.task_dispatcher import StopRun, TaskDispatcher
+from golem_actors.actors.task_worker import WorkerConfig
 from golem_actors.events import TaskFinished
-from golem_actors.policy.tasks import TaskPolicy
-from golem_actors.progress import ProgressBar
 from golem_actors.storage.http import Storage
-from golem_actors.tasks import Task, TaskDefinitionError, TaskResult, TaskRun, Worker
+from golem_actors.tasks.model import D_co, R_co, Task, TaskDefinitionError, TaskResult
+from golem_actors.tasks.options import TaskOptions
+from golem_actors.tasks.progress import ProgressBar
+from golem_actors.tasks.run import TaskRun
 
-__all__ = ["start_task_run"]
+__all__ = ["check_tasks", "start_task_run"]
 
 _runs = itertools.count(1)
 
 
-def _whole(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TaskDefinitionError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return value
-
-
-def _seconds(name: str, value: object, *, optional: bool = False) -> float | None:
-    if value is None and optional:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise TaskDefinitionError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def check_tasks(tasks: Sequence[Task], worker: Worker | None) -> list[Task]:
+def check_tasks(
+    tasks: Sequence[Task[D_co]], worker: Worker[D_co, object] | None
+) -> list[Task[D_co]]:
     """The tasks, validated and each with an id; raises ``TaskDefinitionError``."""
     if isinstance(tasks, Task) or not isinstance(tasks, Sequence):
         raise TaskDefinitionError(f"tasks must be a list of Task, got {type(tasks).__name__}")
@@ -61,7 +47,7 @@ def check_tasks(tasks: Sequence[Task], worker: Worker | None) -> list[Task]:
                 "worker is async; golem-actors runs it in its own thread: write "
                 "`def worker(ctx, task)` and call ctx directly"
             )
-    checked: list[Task] = []
+    checked: list[Task[D_co]] = []
     seen: set[str] = set()
     for i, task in enumerate(tasks):
         if not isinstance(task, Task):
@@ -84,42 +70,23 @@ def check_tasks(tasks: Sequence[Task], worker: Worker | None) -> list[Task]:
 
 def start_task_run(
     rt: Runtime,
-    tasks: Sequence[Task],
-    worker: Worker | None,
+    tasks: Sequence[Task[D_co]],
+    worker: Worker[D_co, R_co] | None,
+    options: TaskOptions,
     *,
     publish: Callable[[str], str],
     refs: Mapping[str, pykka.ActorRef[Any]],
     storage: Storage | None,
-    max_workers: int = 4,
-    task_timeout: float = 300.0,
-    timeout: float | None = None,
-    max_retries: int = 3,
-    batch_size: int = 10,
-    policy: TaskPolicy | None = None,
-    progress: bool | None = None,
-    name: str = "tasks",
-) -> TaskRun:
-    """Check everything, publish the demand, start the dispatcher; returns the run at once.
+) -> TaskRun[D_co, R_co]:
+    """Check the tasks, publish the demand, start the dispatcher; returns the run at once.
 
-    ``batch_size`` declarative tasks go in one ExeScript (one batch in flight per activity: an
-    exe-unit answers a second one with "Busy"); ``policy`` tunes retries, bans and speculation
-    (``max_retries`` overrides its own); ``progress`` draws a bar on stderr (default: when
-    stderr is a terminal).
+    ``options`` were checked when made; ``publish(name)`` puts the run's demand on the market
+    and returns its key; ``refs`` are the session's market, agreement-events and payment actors.
     """
     checked = check_tasks(tasks, worker)
-    _whole("max_workers", max_workers, 1)
-    _whole("batch_size", batch_size, 1)
-    task_timeout_s = _seconds("task_timeout", task_timeout)
-    assert task_timeout_s is not None
-    run_timeout_s = _seconds("timeout", timeout, optional=True)
-    try:
-        base = policy or TaskPolicy()
-        policy = TaskPolicy(**{**base.__dict__, "max_retries": max_retries})
-    except ValueError as exc:
-        raise TaskDefinitionError(str(exc)) from None
-    group = f"{name}-{next(_runs)}"
-    key = publish(name)
-    run_holder: list[pykka.ActorRef[Any]] = []
+    group = f"{options.name}-{next(_runs)}"
+    key = publish(options.name)
+    run_holder: list[pykka.ActorRef[TaskDispatcher]] = []
 
     def stop(wait_s: float) -> None:
         future: Future[None] = Future()
@@ -131,15 +98,14 @@ def start_task_run(
         if bar is not None:
             bar.close()
 
-    run = TaskRun(checked, stop)
+    run: TaskRun[D_co, R_co] = TaskRun(checked, stop)
     rt.events.subscribe(run.stats)
     todo = _report_recorded(rt, run, checked)
     if not todo:
         bar = None  # nothing will run: no bar, no dispatcher
-        run.finished.set()
-        run.results.put(TaskRun._END)  # noqa: SLF001 - the run's own end marker
+        run.end()
         return run
-    show = sys.stderr.isatty() if progress is None else progress
+    show = sys.stderr.isatty() if options.progress is None else options.progress
     bar = ProgressBar(run, sys.stderr) if show else None
     config = WorkerConfig(
         demand_key=key,
@@ -148,14 +114,9 @@ def start_task_run(
         agreement_events=refs["events"],
         payments=refs["payments"],
         storage=storage,
-        worker_fn=worker,
-    )
-    options = RunOptions(
-        max_workers=max_workers,
-        task_timeout_s=task_timeout_s,
-        run_timeout_s=run_timeout_s,
-        policy=policy,
-        batch_size=batch_size,
+        # The runtime never looks into a task's data or result: it hands this run's own tasks
+        # back to this run's worker, and its results to this run (typed again there).
+        worker_fn=cast("Worker[object, object] | None", worker),
     )
     run_holder.append(TaskDispatcher.start(rt, tasks=todo, config=config, options=options, run=run))
     if bar is not None:
@@ -163,7 +124,9 @@ def start_task_run(
     return run
 
 
-def _report_recorded(rt: Runtime, run: TaskRun, tasks: list[Task]) -> list[Task]:
+def _report_recorded(
+    rt: Runtime, run: TaskRun[D_co, R_co], tasks: list[Task[D_co]]
+) -> list[Task[D_co]]:
     """Report at once the tasks this run's journal says are done; return the others.
 
     A resumed run (same journal) so never does a task twice; its result is the recorded one
@@ -176,7 +139,7 @@ def _report_recorded(rt: Runtime, run: TaskRun, tasks: list[Task]) -> list[Task]
             todo.append(task)
             continue
         rt.emit(TaskFinished(task_id=task.id, ok=True, attempts=0, provider_id=None, seconds=0.0))
-        run.results.put(
+        run.put(
             TaskResult(
                 task=task,
                 ok=True,

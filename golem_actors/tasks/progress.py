@@ -11,14 +11,15 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from golem_actors.tasks import Summary, TaskRun
+    from golem_actors.tasks.run import TaskRun
+    from golem_actors.tasks.summary import TaskSummary
 
 __all__ = ["ProgressBar", "render"]
 
 WIDTH = 24
 
 
-def render(summary: Summary, elapsed: float) -> str:
+def render(summary: TaskSummary, elapsed: float) -> str:
     """The bar's text for one moment (pure, for tests)."""
     total = max(1, summary.tasks)
     filled = round(WIDTH * summary.done / total)
@@ -33,7 +34,7 @@ def render(summary: Summary, elapsed: float) -> str:
 
 
 class ProgressBar:
-    def __init__(self, run: TaskRun, out: TextIO, *, every_s: float = 0.5) -> None:
+    def __init__(self, run: TaskRun[object, object], out: TextIO, *, every_s: float = 0.5) -> None:
         self._run = run
         self._out = out
         self._every = every_s

@@ -3,7 +3,7 @@
 ``run_user_task`` sends a task's inputs, calls ``worker(ctx, task)`` and fetches its outputs.
 ``PackedBatch`` turns several declarative tasks into one ExeScript — for each task its input
 transfers, its commands and its output transfers, back to back — and splits the batch's results
-into one report per task (``policy.tasks.split_segments``): a failing command fails only its own
+into one report per task (``policy.task_book.split_segments``): a failing command fails only its own
 task, the tasks after it never ran and go back to the queue uncounted.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +21,18 @@ from typing import Any
 from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
 from golem_actors.actors.context import InstanceStoppingError, WorkContext
 from golem_actors.exescript import BatchResult, CommandFailedError, Script
-from golem_actors.policy.tasks import SegmentState, split_segments
+from golem_actors.policy.task_book import SegmentState, split_segments
 from golem_actors.storage.http import Slot, Storage, StorageError
-from golem_actors.tasks import Task, TaskOutput, Worker
+from golem_actors.tasks.model import D_co, R_co, Task, TaskOutput
+from golem_actors.yagna.models import CommandResult
 
-__all__ = ["AttemptReport", "Outcome", "PackedBatch", "run_user_task"]
+__all__ = ["AttemptReport", "Outcome", "PackedBatch", "Worker", "run_user_task"]
 
 log = logging.getLogger(__name__)
+
+#: ``worker(ctx, task)``: runs one task on a provider; its return value is the task's result.
+#: ``Worker[D, R]`` takes a ``Task[D]`` and returns ``R``.
+Worker = Callable[[WorkContext, Task[D_co]], R_co]
 
 
 class Outcome(enum.Enum):
@@ -42,7 +47,7 @@ class Outcome(enum.Enum):
 class AttemptReport:
     attempt_id: int
     outcome: Outcome
-    result: Any = None
+    result: object = None
     files: Mapping[str, bytes] = field(default_factory=dict)
     error: BaseException | None = None
     seconds: float = 0.0
@@ -53,7 +58,7 @@ class AttemptReport:
 
 
 def run_user_task(
-    fn: Worker, ctx: WorkContext, attempt_id: int, task: Task
+    fn: Worker[object, object], ctx: WorkContext, attempt_id: int, task: Task[object]
 ) -> tuple[AttemptReport, ...]:
     """Inputs in, ``fn(ctx, task)``, outputs out; every failure becomes a report."""
     started = time.monotonic()
@@ -79,7 +84,7 @@ class PackedBatch:
     """Several declarative tasks as one ExeScript, and its results split back per task."""
 
     def __init__(
-        self, items: tuple[tuple[int, Task], ...], storage: Storage | None, timeout_s: float
+        self, items: tuple[tuple[int, Task[object]], ...], storage: Storage | None, timeout_s: float
     ) -> None:
         self.items = items
         self.timeout_s = timeout_s * len(items)
@@ -102,7 +107,7 @@ class PackedBatch:
             raise StorageError("no storage is configured for file transfers in this run")
         return self._storage
 
-    def _add(self, task: Task) -> None:
+    def _add(self, task: Task[object]) -> None:
         first = len(self.script)
         for remote, source in task.inputs.items():
             storage = self._need_storage()
@@ -135,14 +140,14 @@ class PackedBatch:
                 self._storage.release(url)
         self._urls.clear()
 
-    def collect(self, future: Future[list[Any]]) -> tuple[AttemptReport, ...]:
+    def collect(self, future: Future[list[CommandResult]]) -> tuple[AttemptReport, ...]:
         """One report per task, from the finished future (runs in an I/O thread)."""
         try:
             return self._collect(future)
         finally:
             self.release()
 
-    def _collect(self, future: Future[list[Any]]) -> tuple[AttemptReport, ...]:
+    def _collect(self, future: Future[list[CommandResult]]) -> tuple[AttemptReport, ...]:
         error = future.exception(timeout=0)
         finished = True
         if isinstance(error, BatchTimeoutError):
@@ -172,7 +177,7 @@ class PackedBatch:
     @staticmethod
     def _report(  # noqa: PLR0917 - private, called once
         attempt_id: int,
-        task: Task,
+        task: Task[object],
         state: SegmentState,
         batch: BatchResult,
         indexes: range,

@@ -1,12 +1,15 @@
 """TaskDispatcher: owns a run's task book, its workers, and the queue the caller reads results from.
 
-A thin loop around the pure ``policy.tasks.TaskBook``: it keeps up to ``max_workers`` workers (one
-agreement each; a worker whose provider fails is replaced by one on another provider), hands each
-ready worker tasks (a packed batch of declarative tasks, or one task for a worker function),
+A thin loop around the pure ``policy.task_book.TaskBook``: it keeps up to ``max_workers`` workers
+(one agreement each; a worker whose provider fails is replaced by one on another provider), hands
+each ready worker tasks (a packed batch of declarative tasks, or one task for a worker function),
 enforces the per-task timeout (the worker is retired — a command cannot be cancelled on the
 provider any other way — and the task moves on), duplicates stragglers onto idle workers near
-the end, bans providers that keep failing or overcharge, and puts each task's one result into
-the run's queue. Once every task is final it retires the workers, waits for them, and stops.
+the end, bans providers that keep failing or overcharge, and has each task's one result reported
+(``task_reports``). Once every task is final it retires the workers, waits for them, and stops.
+
+Its messages in: ``WorkerReady``, ``AttemptsDone``, ``WorkerExited`` (from its workers),
+``StopRun``, its own timers; out: ``RunAttempts`` and ``Retire`` to its workers.
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
 from golem_actors.actors.base import ChildDied, RuntimeActor, handles
 from golem_actors.actors.runtime import Runtime
-from golem_actors.actors.taskexec import AttemptReport, Outcome
-from golem_actors.actors.taskworker import (
+from golem_actors.actors.task_attempts import AttemptReport, Outcome
+from golem_actors.actors.task_reports import TaskReports
+from golem_actors.actors.task_worker import (
     AttemptsDone,
     Retire,
     RunAttempts,
@@ -33,18 +38,13 @@ from golem_actors.actors.taskworker import (
     WorkerExited,
     WorkerReady,
 )
-from golem_actors.events import (
-    DebitNoteRefused,
-    Event,
-    InvoiceRefused,
-    TaskAttemptFailed,
-    TaskFinished,
-    TaskStarted,
-)
-from golem_actors.policy.tasks import Attempt, Completion, FailureKind, TaskBook, TaskPolicy
-from golem_actors.tasks import Task, TaskResult, TaskRun
+from golem_actors.events import DebitNoteRefused, Event, InvoiceRefused
+from golem_actors.policy.task_book import Attempt, Completion, FailureKind, TaskBook
+from golem_actors.tasks.model import Task
+from golem_actors.tasks.options import TaskOptions
+from golem_actors.tasks.run import TaskRun
 
-__all__ = ["RunOptions", "StopRun", "TaskDispatcher"]
+__all__ = ["PIPELINE", "TICK_S", "StopRun", "TaskDispatcher", "WorkerStarter"]
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,8 @@ _KIND = {
 }
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    max_workers: int
-    task_timeout_s: float
-    run_timeout_s: float | None
-    policy: TaskPolicy
-    batch_size: int = 10  # declarative tasks packed into one ExeScript
-    pipeline: int = 1  # batches in flight per activity; exe-units refuse a second ("Busy")
-    tick_s: float = 0.5  # how often idle workers look for stragglers
+PIPELINE = 1  # batches in flight per activity; exe-units refuse a second ("Busy")
+TICK_S = 0.5  # how often idle workers look for stragglers
 
 
 @dataclass(frozen=True)
@@ -93,6 +86,21 @@ class _Misbehaved:
     reason: str
 
 
+class WorkerStarter(Protocol):
+    """How the dispatcher starts a worker: ``TaskWorker.start`` (tests give a stand-in)."""
+
+    def __call__(
+        self,
+        rt: Runtime,
+        parent: pykka.ActorRef[Any],
+        /,
+        *,
+        name: str,
+        config: WorkerConfig,
+        exclude: frozenset[str],
+    ) -> pykka.ActorRef[Any]: ...
+
+
 @dataclass
 class _Worker:
     ref: pykka.ActorRef[Any]
@@ -112,22 +120,24 @@ class TaskDispatcher(RuntimeActor):
         self,
         rt: Runtime,
         *,
-        tasks: list[Task],
+        tasks: Sequence[Task[object]],
         config: WorkerConfig,
-        options: RunOptions,
-        run: TaskRun,
+        options: TaskOptions,
+        run: TaskRun[object, object],
+        start_worker: WorkerStarter = TaskWorker.start,
     ) -> None:
         super().__init__(rt, None)
+        self._start_worker = start_worker
         self.tasks = tasks
         self.config = config
         self.options = options
         self.run = run
-        self.book = TaskBook(len(tasks), options.policy)
+        self.book = TaskBook(len(tasks), options.task_policy())
+        self._task_timeout_s = float(options.task_timeout)
         self._declarative = bool(tasks) and tasks[0].declarative
         self._workers: dict[str, _Worker] = {}
         self._spawned = 0
-        self._tries = [0] * len(tasks)
-        self._errors: dict[int, BaseException] = {}
+        self.reports = TaskReports(rt, tasks, run)
         self._stopping: str | None = None
         self._stop_futures: list[Future[None]] = []
         self._done = False
@@ -136,9 +146,9 @@ class TaskDispatcher(RuntimeActor):
 
     def started(self) -> None:
         self.rt.events.subscribe(self._on_payment_event, DebitNoteRefused, InvoiceRefused)
-        self.after(self.options.tick_s, _Tick(), key="tick", period_s=self.options.tick_s)
-        if self.options.run_timeout_s is not None:
-            self.after(self.options.run_timeout_s, _RunTimeout(), key="run-timeout")
+        self.after(TICK_S, _Tick(), key="tick", period_s=TICK_S)
+        if self.options.timeout is not None:
+            self.after(self.options.timeout, _RunTimeout(), key="run-timeout")
         if self.book.finished:
             self._check_done()
             return
@@ -146,7 +156,7 @@ class TaskDispatcher(RuntimeActor):
 
     def stopping(self) -> None:
         self.rt.events.unsubscribe(self._on_payment_event)
-        self._finish_queue()
+        self.run.end()
 
     def _on_payment_event(self, event: Event) -> None:
         """From the payment actor's thread: a refused note or invoice means overcharging."""
@@ -161,14 +171,13 @@ class TaskDispatcher(RuntimeActor):
 
     @handles(_RunTimeout)
     def on_run_timeout(self, _: _RunTimeout) -> None:
-        self._abandon(f"the run did not finish within {self.options.run_timeout_s:g} s")
+        self._abandon(f"the run did not finish within {self.options.timeout:g} s")
 
     def _abandon(self, reason: str) -> None:
         if self._stopping is None:
             self._stopping = reason
             for completion in self.book.abandon():
-                self._errors.setdefault(completion.task, RuntimeError(reason))
-                self._completed(completion, None, cancelled=True)
+                self._completed(completion, None, cancelled=reason)
         for name in list(self._workers):
             self._retire(name, reason, fault=False)
         self._check_done()
@@ -191,7 +200,7 @@ class TaskDispatcher(RuntimeActor):
                 exclude.add(avoid)
             self._spawned += 1
             name = f"worker-{self._spawned}"
-            ref = TaskWorker.start(
+            ref = self._start_worker(
                 self.rt, self.actor_ref, name=name, config=self.config, exclude=frozenset(exclude)
             )
             self._workers[name] = _Worker(ref)
@@ -281,7 +290,7 @@ class TaskDispatcher(RuntimeActor):
         if not worker.ready or worker.retiring or self._stopping is not None:
             return
         assert worker.provider_id is not None
-        depth = self.options.pipeline if self._declarative else 1
+        depth = PIPELINE if self._declarative else 1
         while worker.inflight < depth:
             limit = 1
             if self._declarative:
@@ -295,21 +304,12 @@ class TaskDispatcher(RuntimeActor):
             self._hand_out(worker, attempts)
 
     def _hand_out(self, worker: _Worker, attempts: list[Attempt]) -> None:
-        timeout = self.options.task_timeout_s
+        timeout = self._task_timeout_s
         ahead = len(worker.attempts)
         worker.inflight += 1
         for i, attempt in enumerate(attempts):
             worker.attempts.add(attempt.attempt_id)
-            self._tries[attempt.task] += 1
-            self.rt.emit(
-                TaskStarted(
-                    task_id=self.tasks[attempt.task].id,
-                    attempt=self._tries[attempt.task],
-                    provider_id=attempt.provider,
-                    provider_name=worker.provider_name,
-                    speculative=attempt.speculative,
-                )
-            )
+            self.reports.started(attempt, worker.provider_name)
             delay = timeout * (ahead + i + 1)
             self.after(
                 delay, _AttemptTimeout(attempt.attempt_id), key=f"timeout:{attempt.attempt_id}"
@@ -348,7 +348,7 @@ class TaskDispatcher(RuntimeActor):
         if attempt is None:
             return
         worker = self._workers.get(attempt.worker)
-        limit = self.options.task_timeout_s
+        limit = self._task_timeout_s
         error = TimeoutError(f"no result within the task timeout of {limit:g} s")
         if worker is not None:
             worker.attempts.discard(attempt.attempt_id)
@@ -373,20 +373,9 @@ class TaskDispatcher(RuntimeActor):
             self._completed(completion, attempt, report)
             return
         kind = _KIND[report.outcome]
-        self._errors[attempt.task] = report.error or RuntimeError(report.outcome.value)
         completion = self.book.fail(report.attempt_id, kind, now)
-        self.rt.emit(
-            TaskAttemptFailed(
-                task_id=self.tasks[attempt.task].id,
-                provider_id=attempt.provider,
-                kind=kind.value,
-                error=str(report.error)[:300],
-                retried=completion.retry,
-            )
-        )
         name = worker.provider_name if worker else attempt.provider[:10]
-        log.info("%s failed on %s (%s): %s", self.tasks[attempt.task].id, name, kind.value,
-                 report.error)  # fmt: skip
+        self.reports.failed(attempt, report, kind, retried=completion.retry, provider_name=name)
         self._completed(completion, attempt)
 
     def _completed(
@@ -395,8 +384,10 @@ class TaskDispatcher(RuntimeActor):
         attempt: Attempt | None,
         report: AttemptReport | None = None,
         *,
-        cancelled: bool = False,
+        cancelled: str | None = None,
     ) -> None:
+        """Apply what an attempt's end means for its task: the speculative losers stop; a final
+        task is reported (``cancelled``: why a run stopped before the task finished)."""
         for loser in completion.cancel:
             self.cancel_timer(f"timeout:{loser.attempt_id}")
             other = self._workers.get(loser.worker)
@@ -406,64 +397,25 @@ class TaskDispatcher(RuntimeActor):
                     self._retire(loser.worker, "another attempt finished first", fault=False)
         if not completion.final:
             return
-        task = self.tasks[completion.task]
-        ok = completion.ok
-        error = None if ok else self._errors.get(completion.task, RuntimeError("failed"))
         worker = self._workers.get(attempt.worker) if attempt else None
-        seconds = report.seconds if report else 0.0
-        provider_id = attempt.provider if attempt else None
-        self.rt.emit(
-            TaskFinished(
-                task_id=task.id,
-                ok=ok,
-                attempts=self._tries[completion.task],
-                provider_id=provider_id if attempt and report else None,
-                seconds=seconds,
-                error=None if error is None else str(error)[:300],
-                cancelled=cancelled,
-            )
-        )
-        if ok and self.rt.journal is not None:
-            self._journal_result(task.id, report.result if report else None)
-        self.run.results.put(
-            TaskResult(
-                task=task,
-                ok=ok,
-                result=report.result if report and ok else None,
-                error=error,
-                attempts=self._tries[completion.task],
-                provider_id=provider_id,
-                provider_name=worker.provider_name if worker else None,
-                files=dict(report.files) if report and ok else {},
-                seconds=seconds,
-            )
+        self.reports.final(
+            completion,
+            attempt,
+            report,
+            provider_name=worker.provider_name if worker else None,
+            cancelled=cancelled,
         )
         if self.book.finished:
             for name in list(self._workers):
                 self._retire(name, "all tasks are done", fault=False)
-
-    def _journal_result(self, task_id: str, result: Any) -> None:
-        """Fsynced before the result is reported: a resumed run does not do the task again."""
-        assert self.rt.journal is not None
-        try:
-            self.rt.journal.task_done(task_id, result)
-        except (TypeError, ValueError, OverflowError) as exc:  # not msgpack-able
-            log.warning(
-                "task %s: its result cannot be journaled (%s); a resume redoes it", task_id, exc
-            )
 
     def _check_done(self) -> None:
         finished = self.book.finished or self._stopping is not None
         if not finished or self._workers or self._done:
             return
         self._done = True
-        self._finish_queue()
+        self.run.end()
         for future in self._stop_futures:
             if not future.done():
                 future.set_result(None)
         self.stop()
-
-    def _finish_queue(self) -> None:
-        if not self.run.finished.is_set():
-            self.run.finished.set()
-            self.run.results.put(TaskRun._END)  # noqa: SLF001 - the run's own end marker

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golem_actors.policy.tasks import (
+from golem_actors.policy.task_book import (
     Completion,
     FailureKind,
     SegmentState,

@@ -1,4 +1,9 @@
-"""How a ``Golem`` session puts a demand on the market: the demand itself and its three judges.
+"""How a ``Golem`` session publishes a demand: the demand itself and its three judges.
+
+``SessionDemand`` holds what every demand of a session shares (subnet, payment platform,
+expiration, debit-note interval, scorer, image resolver), checked when the session is made: a
+bad subnet or platform would otherwise surface only at the first ``run_service``, after the
+budget was reserved.
 
 The market actor is given, with each demand, how to score an offer, what to counter-propose, and
 how to check the provider's counter; all three are pure policy (``scoring``, ``negotiation``)
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -20,10 +26,56 @@ from golem_actors.policy.negotiation import (
     check_provider_counter,
     counter_properties,
 )
-from golem_actors.policy.payload import ImageResolver
+from golem_actors.policy.payload import ImageResolver, VmPayload
 from golem_actors.policy.scoring import OfferScorer
 
-__all__ = ["publish_demand"]
+__all__ = ["SessionDemand", "publish_demand"]
+
+
+@dataclass(frozen=True)
+class SessionDemand:
+    """The settings every demand of one session shares; a ``ValueError`` (``TypeError`` for the
+    scorer) names a bad one."""
+
+    subnet: str
+    payment_platform: str
+    expiration: dt.timedelta
+    debit_note_interval_s: int
+    scorer: OfferScorer
+    image_resolver: ImageResolver
+
+    def __post_init__(self) -> None:
+        self.spec(VmPayload())  # the demand's own checks, on a payload that passes its own
+        if not callable(getattr(self.scorer, "score", None)):
+            raise TypeError(
+                f"scorer must have a score(offer_properties, provider_id), got {self.scorer!r}"
+            )
+
+    def spec(self, payload: VmPayload) -> DemandSpec:
+        return DemandSpec(
+            payload,
+            subnet=self.subnet,
+            expiration=self.expiration,
+            payment_platform=self.payment_platform,
+            debit_note_interval_s=self.debit_note_interval_s,
+        )
+
+    def publish(
+        self,
+        market: pykka.ActorRef[Any],
+        name: str,
+        payload: VmPayload,
+        decoration: tuple[dict[str, Any], list[str]],
+    ) -> str:
+        """Publish (once per distinct demand) and return the market's key for it."""
+        return publish_demand(
+            market,
+            name,
+            self.spec(payload),
+            decoration,
+            scorer=self.scorer,
+            image_resolver=self.image_resolver,
+        )
 
 
 def publish_demand(

@@ -10,11 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Unpack
 
 import pykka
 import pytest
 
-from golem_actors import Golem, WorkContext
+from golem_actors import Golem, GolemOptions, Task, TaskResult, WorkContext
 from golem_actors.events import (
     AgreementApproved,
     AgreementTerminated,
@@ -24,8 +25,7 @@ from golem_actors.events import (
     TaskStarted,
 )
 from golem_actors.localnet.network import LocalNet
-from golem_actors.policy.tasks import TaskPolicy
-from golem_actors.tasks import Task, TaskResult
+from golem_actors.policy.task_book import TaskPolicy
 from golem_actors.yagna import ApiConfig
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
@@ -34,9 +34,10 @@ BUDGET = Decimal(2)
 
 
 class Session:
-    def __init__(self, localnet: LocalNet, **options: object) -> None:
+    def __init__(self, localnet: LocalNet, **options: Unpack[GolemOptions]) -> None:
         config = ApiConfig(app_key=localnet.app_key, api_url=localnet.api_url)
-        self.golem = Golem(config=config, budget=BUDGET, settle_timeout_s=20, **options)  # type: ignore[arg-type]
+        settings: GolemOptions = {"settle_timeout_s": 20, **options}
+        self.golem = Golem(config=config, budget=BUDGET, **settings)
         self.events: list[Event] = []
         self._lock = threading.Lock()
         self.golem.start()
