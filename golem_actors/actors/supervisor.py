@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -29,7 +29,7 @@ from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.restart import Action, ExitReason, SupervisorPolicy, decide
 from golem_actors.service import ServiceHandle
 
-__all__ = ["ClusterState", "ClusterSupervisor", "StopCluster", "StopOne"]
+__all__ = ["ClusterState", "ClusterSupervisor", "InstanceStarter", "StopCluster", "StopOne"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,20 @@ class ClusterState:
 
     escalated: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+
+
+class InstanceStarter(Protocol):
+    """Starts one incarnation of an instance (``InstanceActor.start``; tests pass a stand-in)."""
+
+    def __call__(
+        self,
+        rt: Runtime,
+        parent: pykka.ActorRef[Any],
+        *,
+        config: InstanceConfig,
+        handle: ServiceHandle,
+        exclude: frozenset[str],
+    ) -> pykka.ActorRef[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class ClusterSupervisor(RuntimeActor):
         state: ClusterState,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        start_instance: InstanceStarter = InstanceActor.start,
     ) -> None:
         super().__init__(rt, None)
         self.policy = policy
@@ -80,6 +95,7 @@ class ClusterSupervisor(RuntimeActor):
         self.cluster = state
         self._clock = clock
         self._rand = rand
+        self._start_instance = start_instance
         self._state = policy.initial_state(instances)
         self._live: dict[str, pykka.ActorRef[Any]] = {}
         self._restart_due: set[str] = set()  # restart timer fired, waiting for the child's exit
@@ -95,7 +111,7 @@ class ClusterSupervisor(RuntimeActor):
         now = self._clock()
         exclude = self._state.blacklist.active(now)
         config = replace(self.config, params=self.params[child])
-        self._live[child] = InstanceActor.start(
+        self._live[child] = self._start_instance(
             self.rt,
             self.actor_ref,
             config=config,
