@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pykka
+from pykka.messages import ProxyGetAttr
 
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.scheduler import ManualScheduler
@@ -26,14 +27,13 @@ from golem_actors.yagna.testing import MockRequest, MockResponse, MockYagna
 from tests.waiting import wait_for
 
 __all__ = [
-    "SYNC",
     "WAIT_S",
     "Inbox",
     "LongPoll",
     "Mailbox",
     "Rig",
-    "drain",
     "rig_running",
+    "settle",
     "timestamp",
     "until",
 ]
@@ -42,7 +42,6 @@ T = TypeVar("T")
 E = TypeVar("E", bound=Event)
 
 WAIT_S = 5.0  # the bound on every wait here: these tests answer in milliseconds or not at all
-SYNC = "sync"  # ask an Inbox this: it answers once every message told before it was recorded
 _POLL_CAP_S = 5.0  # a scripted long-poll holds an I/O worker this long at most
 
 
@@ -91,7 +90,7 @@ class Mailbox:
 
 
 class Inbox(pykka.ThreadingActor):
-    """Stands in for a parent or a peer: records every message; ``ask(SYNC)`` drains it.
+    """Stands in for a parent or a peer: records every message.
 
     ``answer`` may reply to some messages (a market granting a proposal, say); it runs in this
     actor's thread after the message is recorded.
@@ -112,17 +111,19 @@ class Inbox(pykka.ThreadingActor):
         return cls.start(box, answer), box
 
     def on_receive(self, message: Any) -> Any:
-        if message == SYNC:
-            return None
         self.box.put(message)
         if self._answer is not None:
             self._answer(message)
         return None
 
 
-def drain(ref: pykka.ActorRef[Any]) -> None:
-    """Wait until ``ref`` (an ``Inbox``) recorded every message told to it so far."""
-    ref.ask(SYNC, timeout=WAIT_S)
+def settle(ref: pykka.ActorRef[Any]) -> None:
+    """Wait until ``ref`` handled every message told to it before this call.
+
+    pykka answers an attribute read itself, in the actor's turn, without the actor's own
+    dispatch seeing it: a barrier that works on any actor and changes nothing.
+    """
+    ref.ask(ProxyGetAttr(attr_path=("actor_urn",)), timeout=WAIT_S)
 
 
 class LongPoll:

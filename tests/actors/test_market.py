@@ -29,8 +29,8 @@ from tests.actors.actor_harness import (
     LongPoll,
     Mailbox,
     Rig,
-    drain,
     rig_running,
+    settle,
     timestamp,
     until,
 )
@@ -169,8 +169,8 @@ def request(
 
 def nothing_granted(actor: pykka.ActorRef[Any], requester: pykka.ActorRef[Any], box: Mailbox):
     """The market handled everything told to it so far, and granted nothing."""
-    actor.ask(CancelRequest("no such demand", -1), timeout=WAIT_S)  # a no-op: a barrier
-    drain(requester)
+    settle(actor)
+    settle(requester)
     return box.of(ProposalGranted) == []
 
 
@@ -182,7 +182,7 @@ def test_a_demand_is_published_once_and_its_offers_polled(rig, market, actor):
     published = rig.wait_event(DemandPublished)
     poll = market.poll("demand-1")
     until("the first poll", lambda: poll.polls >= 1)
-    actor.ask(CancelRequest(KEY, -1), timeout=WAIT_S)
+    settle(actor)
     subscribes = rig.calls("POST", DEMANDS)
     assert [c.body for c in subscribes] == [{"properties": PROPERTIES, "constraints": CONSTRAINTS}]
     assert (published.demand_id, published.key) == ("demand-1", KEY)
