@@ -129,8 +129,8 @@ class ClusterSupervisor(RuntimeActor):
         self._live.pop(child, None)
         if exited.provider_id and exited.reason.abnormal:
             self.config.market.tell(ProviderFailed(exited.provider_id))  # it sinks in the ranking
-        if self._stopping or child in self._stopped_for_good:
-            self._check_done()
+        if self._stopping or self.cluster.escalated or child in self._stopped_for_good:
+            self._check_done()  # ending anyway: no decision to make (nor escalate again)
             return
         if child in self._restarting:
             self._restarting.discard(child)
@@ -179,9 +179,11 @@ class ClusterSupervisor(RuntimeActor):
 
     @handles(_Restart)
     def on_restart(self, message: _Restart) -> None:
-        if self._stopping or self.cluster.escalated:
+        # A restart timer may outlive the stop it should yield to: once the cluster finished
+        # (a stop completes and clears _stopping) or a child is stopped for good, it is void.
+        if self._stopping or self.cluster.escalated or self.cluster.finished.is_set():
             return
-        for child in message.children:
+        for child in message.children - self._stopped_for_good:
             if child in self._live:  # still tearing down (one_for_all): restart on its exit
                 self._restart_due.add(child)
                 continue

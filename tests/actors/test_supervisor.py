@@ -295,6 +295,7 @@ def test_too_many_restarts_in_the_window_escalate_and_stop_the_cluster(rig):
     assert cluster.state.finished.wait(WAIT_S)
     rig.advance(60)
     settle(cluster.supervisor)
+    assert len(rig.events(SupervisorEscalated)) == 1  # once, not again per child that ends
     assert cluster.spawned("svc-0") == 3
     assert cluster.spawned("svc-1") == 1
     assert all(h.state is ServiceState.TERMINATED for h in cluster.handles.values())
@@ -373,6 +374,33 @@ def test_stopping_the_cluster_stops_every_child_and_restarts_none(rig):
     assert rig.events(InstanceRestarting) == []
     assert [len(cluster.children.of(name)) for name in cluster.handles] == [1, 1]
     assert all(h.state is ServiceState.TERMINATED for h in cluster.handles.values())
+
+
+def test_a_restart_pending_when_the_cluster_stops_never_happens(rig):
+    cluster = Cluster(rig, size=3)
+    cluster.start()
+    cluster.fail("svc-0")
+    cluster.restart_due("svc-0")
+    done: Future[None] = Future()
+    cluster.supervisor.tell(StopCluster(done))
+    done.result(timeout=WAIT_S)
+    assert cluster.state.finished.is_set()
+    assert rig.advance(60) == 1  # the pending restart fires ...
+    settle(cluster.supervisor)
+    assert [len(cluster.children.of(name)) for name in cluster.handles] == [1, 1, 1]  # ... idle
+    assert all(h.state is ServiceState.TERMINATED for h in cluster.handles.values())
+
+
+def test_a_restart_pending_when_its_instance_is_stopped_for_good_never_happens(rig):
+    cluster = Cluster(rig)
+    cluster.start()
+    cluster.fail("svc-0")
+    cluster.restart_due("svc-0")
+    cluster.supervisor.tell(StopOne("svc-0"))
+    assert rig.advance(60) == 1
+    settle(cluster.supervisor)
+    assert cluster.spawned("svc-0") == 1
+    assert cluster.handles["svc-0"].restarts == 0
 
 
 def test_stopping_one_instance_leaves_the_rest_supervised(rig):
