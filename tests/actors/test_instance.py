@@ -131,13 +131,14 @@ class Instance:
     def __init__(
         self,
         rig: Rig,
-        *providers: str,
+        providers: tuple[str, ...] = ("0xp1",),
+        *,
         events: pykka.ActorRef[Any] | None = None,
         script: Script | None = None,
     ) -> None:
         self.rig = rig
         self.script = script or Script()
-        self.market = Market(*(providers or ("0xp1",)))
+        self.market = Market(*providers)
         self.payments, self.paid = Inbox.open()
         self.events, _ = Inbox.open()
         self.parent, self.box = Inbox.open()
@@ -285,8 +286,7 @@ def failed(instance: Instance, reason: ExitReason, provider: str | None = "0xp1"
 
 
 def test_pending_without_any_provider_ends_at_its_deadline_on_the_clock(rig):
-    instance = Instance(rig, "no-one").start()
-    instance.market.providers.clear()  # the market never grants anything
+    instance = Instance(rig, providers=()).start()  # the market never grants anything
     rig.wait_timer(instance.actor, "pending")
     assert rig.advance(PENDING_S - 1) == 0
     rig.advance(1)
@@ -298,7 +298,7 @@ def test_pending_without_any_provider_ends_at_its_deadline_on_the_clock(rig):
 
 def test_a_failed_agreement_is_retried_on_another_provider(rig):
     rig.route("POST", AG, status=400, json={"message": "draft expired"}, times=1)
-    instance = Instance(rig, "0xp1", "0xp2").running()
+    instance = Instance(rig, ("0xp1", "0xp2")).running()
     settle(instance.market.ref)
     first, second = instance.market.box.of(RequestProposal)
     assert (first.exclude, second.exclude) == (frozenset(), frozenset({"0xp1"}))
@@ -309,7 +309,7 @@ def test_a_failed_agreement_is_retried_on_another_provider(rig):
 
 def test_no_agreement_after_every_attempt_ends_the_instance(rig):
     rig.route("POST", AG, status=400, json={"message": "draft expired"})
-    instance = Instance(rig, "0xp1", "0xp2").start()
+    instance = Instance(rig, ("0xp1", "0xp2")).start()
     detail = failed(instance, ExitReason.AGREEMENT_FAILED, provider="0xp2")
     assert detail.startswith("2 attempts failed")
     assert instance.market.box.of(ProviderFailed) == [
@@ -438,8 +438,7 @@ def test_a_shutdown_that_fails_or_hangs_still_terminates(rig, how):
 
 
 def test_stopping_a_pending_instance_leaves_nothing_behind(rig):
-    instance = Instance(rig).start()
-    instance.market.providers.clear()
+    instance = Instance(rig, providers=()).start()
     instance.actor.tell(StopInstance())
     exited = instance.exited()
     assert (exited.reason, exited.provider_id, exited.agreement_id) == (
@@ -458,7 +457,7 @@ def test_stopping_a_pending_instance_leaves_nothing_behind(rig):
 def test_a_failed_instance_is_replaced_on_a_provider_other_than_the_one_it_failed_on(rig):
     script = Script()
     script.raises["start"] = RuntimeError("no disk")
-    instance = Instance(rig, "0xp1", "0xp2", script=script)
+    instance = Instance(rig, ("0xp1", "0xp2"), script=script)
     state = ClusterState()
     policy = SupervisorPolicy(service="svc", backoff=Backoff(min_s=1.0, max_s=1.0, jitter=0.0))
     supervisor = ClusterSupervisor.start(
