@@ -448,7 +448,24 @@ def test_stopping_a_pending_instance_leaves_nothing_behind(rig):
     )
     assert instance.stopped()
     assert instance.handle.state is ServiceState.TERMINATED
+    assert instance.states() == ["pending", "stopping", "terminated"]
     assert rig.yagna.calls == []
+
+
+def test_stopping_an_instance_while_it_starts_tears_it_down_without_shutdown(rig):
+    script = Script()
+    script.hold("start")
+    instance = Instance(rig, script=script).start()
+    instance.reach(ServiceState.STARTING)
+    instance.actor.tell(StopInstance())
+    exited = instance.exited()
+    script.release("start")
+    assert (exited.reason, exited.provider_id) == (ExitReason.SHUTDOWN, "0xp1")
+    assert instance.stopped()
+    assert instance.states() == ["pending", "starting", "stopping", "terminated"]
+    assert script.phases() == ["start"]  # shutdown() is for a service that started
+    assert instance.terminate_codes() == ["Success"]
+    assert len(rig.calls("DELETE", f"{ACT}/act-1")) == 1
 
 
 # -- with its supervisor ----------------------------------------------------------------------
