@@ -27,12 +27,16 @@ from golem_actors.yagna.testing import MockRequest, MockResponse, MockYagna
 from tests.waiting import wait_for
 
 __all__ = [
+    "AGREEMENTS",
     "WAIT_S",
     "Inbox",
     "LongPoll",
     "Mailbox",
     "Rig",
+    "agreement_json",
+    "agreement_terminated",
     "rig_running",
+    "script_agreement",
     "settle",
     "timestamp",
     "until",
@@ -43,6 +47,7 @@ E = TypeVar("E", bound=Event)
 
 WAIT_S = 5.0  # the bound on every wait here: these tests answer in milliseconds or not at all
 _POLL_CAP_S = 5.0  # a scripted long-poll holds an I/O worker this long at most
+AGREEMENTS = "/market-api/v1/agreements"
 
 
 def until(what: str, probe: Callable[[], T | None]) -> T:
@@ -248,3 +253,35 @@ def rig_running() -> Iterator[Rig]:
         yield rig
     finally:
         rig.close()
+
+
+# -- a scripted agreement ---------------------------------------------------------------------
+
+
+def agreement_json(provider: str, state: str = "Approved") -> dict[str, Any]:
+    """Agreement ``ag-1`` with ``provider``, as ``GET /agreements/ag-1`` answers it."""
+    return {
+        "agreementId": "ag-1",
+        "demand": {"properties": {}, "constraints": "", "requestorId": "0xus"},
+        "offer": {"properties": {}, "constraints": "", "providerId": provider},
+        "validTo": timestamp(),
+        "state": state,
+    }
+
+
+def script_agreement(rig: Rig, provider: str) -> None:
+    """Every proposal makes agreement ``ag-1``, which the provider approves; it ends on request."""
+    rig.route("POST", AGREEMENTS, status=201, json="ag-1")
+    rig.route("POST", f"{AGREEMENTS}/ag-1/(confirm|wait|terminate|cancel)", status=204)
+    rig.route("GET", f"{AGREEMENTS}/ag-1", json=agreement_json(provider))
+
+
+def agreement_terminated(agreement_id: str, message: str) -> dict[str, Any]:
+    """The provider's termination as ``GET /agreementEvents`` announces it."""
+    return {
+        "eventType": "AgreementTerminatedEvent",
+        "eventDate": timestamp(),
+        "agreementId": agreement_id,
+        "terminator": "Provider",
+        "reason": {"message": message},
+    }

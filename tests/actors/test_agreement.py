@@ -29,46 +29,27 @@ from golem_actors.events import (
 )
 from golem_actors.yagna.testing import MockRequest, MockResponse
 from tests.actors.actor_harness import (
+    AGREEMENTS,
     WAIT_S,
     Inbox,
     Rig,
+    agreement_json,
+    agreement_terminated,
     rig_running,
+    script_agreement,
     settle,
-    timestamp,
     until,
 )
 
-AG = "/market-api/v1/agreements"
+AG = AGREEMENTS
 PROVIDER = "0xprovider"
 APPROVAL_TIMEOUT = 7.0
-
-
-def agreement_json(state: str = "Approved") -> dict[str, Any]:
-    return {
-        "agreementId": "ag-1",
-        "demand": {"properties": {}, "constraints": "", "requestorId": "0xus"},
-        "offer": {"properties": {}, "constraints": "", "providerId": PROVIDER},
-        "validTo": timestamp(),
-        "state": state,
-    }
-
-
-def terminated_event(agreement_id: str, message: str) -> dict[str, Any]:
-    return {
-        "eventType": "AgreementTerminatedEvent",
-        "eventDate": timestamp(),
-        "agreementId": agreement_id,
-        "terminator": "Provider",
-        "reason": {"message": message},
-    }
 
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
     with rig_running() as rig:
-        rig.route("POST", AG, status=201, json="ag-1")
-        rig.route("POST", f"{AG}/ag-1/(confirm|wait|terminate|cancel)", status=204)
-        rig.route("GET", f"{AG}/ag-1", json=agreement_json())
+        script_agreement(rig, PROVIDER)
         yield rig
 
 
@@ -121,7 +102,7 @@ def test_an_agreement_is_created_confirmed_and_approved(rig):
 
 def test_a_rejected_agreement_is_reported_failed_and_cancelled_not_terminated(rig):
     rig.route("POST", f"{AG}/ag-1/wait", status=410, json={"message": "rejected by provider"})
-    rig.route("GET", f"{AG}/ag-1", json=agreement_json("Rejected"))
+    rig.route("GET", f"{AG}/ag-1", json=agreement_json(PROVIDER, "Rejected"))
     agreement = Agreement(rig)
     failed = agreement.box.one(AgreementFailed)
     assert failed.provider_id == PROVIDER
@@ -150,7 +131,7 @@ def test_a_refused_create_fails_at_once_and_leaves_nothing_to_clean(rig):
 @pytest.mark.parametrize("lost", ["confirm", "wait"])
 def test_a_lost_answer_is_checked_with_yagna_before_giving_up(rig, lost):
     rig.route("POST", f"{AG}/ag-1/{lost}", status=500, json={"message": "reset"}, times=1)
-    rig.route("GET", f"{AG}/ag-1", json=agreement_json("Pending"), times=1)
+    rig.route("GET", f"{AG}/ag-1", json=agreement_json(PROVIDER, "Pending"), times=1)
     agreement = Agreement(rig)
     assert agreement.box.one(AgreementReady).agreement.agreement_id == "ag-1"
     # Pending: the call did arrive; the provider's answer is waited for (again).
@@ -247,9 +228,9 @@ def test_a_provider_ending_the_agreement_is_seen_and_reported_once(rig):
     agreement.box.one(AgreementReady)
     until("the events polled", lambda: poll.polls >= 1)
     poll.push(
-        terminated_event("ag-other", "not ours"),  # routed to nobody
-        terminated_event("ag-1", "provider going away"),
-        terminated_event("ag-1", "provider going away"),  # a duplicate
+        agreement_terminated("ag-other", "not ours"),  # routed to nobody
+        agreement_terminated("ag-1", "provider going away"),
+        agreement_terminated("ag-1", "provider going away"),  # a duplicate
     )
     ended = agreement.box.one(AgreementEnded)
     assert ended == AgreementEnded("ag-1", PROVIDER, by_provider=True, reason="provider going away")
@@ -268,7 +249,7 @@ def test_our_own_termination_seen_in_the_event_stream_is_not_reported_again(rig)
 
     def terminate(_: MockRequest) -> MockResponse:
         # yagna announces the termination while our call is still in flight
-        poll.push(terminated_event("ag-1", "done"))
+        poll.push(agreement_terminated("ag-1", "done"))
         announced.set()
         hold.wait(WAIT_S)
         return MockResponse(204)

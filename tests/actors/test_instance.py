@@ -35,9 +35,19 @@ from golem_actors.policy.lifecycle import ALLOWED, ServiceState
 from golem_actors.policy.restart import Backoff, ExitReason, SupervisorPolicy
 from golem_actors.service import ServiceActor, ServiceHandle
 from golem_actors.yagna.models import Proposal
-from tests.actors.actor_harness import WAIT_S, Inbox, Mailbox, Rig, rig_running, settle, timestamp
+from tests.actors.actor_harness import (
+    AGREEMENTS,
+    WAIT_S,
+    Inbox,
+    Mailbox,
+    Rig,
+    agreement_terminated,
+    rig_running,
+    script_agreement,
+    settle,
+)
 
-AG = "/market-api/v1/agreements"
+AG = AGREEMENTS
 ACT = "/activity-api/v1/activity"
 HEALTH_S = 5.0
 PENDING_S = 300.0
@@ -99,16 +109,6 @@ class Market:
             message.reply_to.tell(grant)
 
 
-def agreement_json() -> dict[str, Any]:
-    return {
-        "agreementId": "ag-1",
-        "demand": {"properties": {}, "constraints": "", "requestorId": "0xus"},
-        "offer": {"properties": {}, "constraints": "", "providerId": "0xp1"},
-        "validTo": timestamp(),
-        "state": "Approved",
-    }
-
-
 def activity_state(state: str) -> dict[str, Any]:
     return {"state": [state, None]}
 
@@ -116,9 +116,7 @@ def activity_state(state: str) -> dict[str, Any]:
 @pytest.fixture
 def rig() -> Iterator[Rig]:
     with rig_running() as rig:
-        rig.route("POST", AG, status=201, json="ag-1")
-        rig.route("POST", f"{AG}/ag-1/(confirm|wait|terminate|cancel)", status=204)
-        rig.route("GET", f"{AG}/ag-1", json=agreement_json())
+        script_agreement(rig, "0xp1")
         rig.route("POST", ACT, status=201, json={"activityId": "act-1"})
         rig.route("DELETE", f"{ACT}/act-1", status=204)
         rig.route("GET", f"{ACT}/act-1/state", json=activity_state("Ready"))
@@ -394,15 +392,7 @@ def test_the_provider_terminating_the_agreement_ends_the_instance(rig):
     poll = rig.long_poll("/market-api/v1/agreementEvents")
     events = AgreementEventsActor.start(rig.rt, poll_s=3.0)
     instance = Instance(rig, events=events).running()
-    poll.push(
-        {
-            "eventType": "AgreementTerminatedEvent",
-            "eventDate": timestamp(),
-            "agreementId": "ag-1",
-            "terminator": "Provider",
-            "reason": {"message": "maintenance"},
-        }
-    )
+    poll.push(agreement_terminated("ag-1", "maintenance"))
     detail = failed(instance, ExitReason.AGREEMENT_TERMINATED_BY_PROVIDER)
     assert detail == "maintenance"
     assert instance.terminate_codes() == []  # already over: not terminated again

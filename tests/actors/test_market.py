@@ -41,35 +41,27 @@ PROPERTIES = {"golem.srv.comp.expiration": 1}
 CONSTRAINTS = "(golem.runtime.name=vm)"
 
 
-def initial(provider: str, **props: Any) -> dict[str, Any]:
-    """A provider's offer matching our demand (its proposal id is ``offer-<provider>``)."""
-    return {
-        "eventType": "ProposalEvent",
-        "eventDate": timestamp(),
-        "proposal": {
-            "properties": {"golem.node.id.name": f"name-{provider}", **props},
-            "constraints": "",
-            "proposalId": f"offer-{provider}",
-            "issuerId": provider,
-            "state": "Initial",
-        },
+def proposal(provider: str, state: str, props: dict[str, Any]) -> dict[str, Any]:
+    """A provider's proposal event: its offer (``Initial``, id ``offer-<provider>``) or its
+    answer to our counter (``Draft``; the scripted yagna numbers ours ``ours-offer-...``)."""
+    body = {
+        "properties": {"golem.node.id.name": f"name-{provider}", **props},
+        "constraints": "",
+        "proposalId": f"{'offer' if state == 'Initial' else 'draft'}-{provider}",
+        "issuerId": provider,
+        "state": state,
     }
+    if state == "Draft":
+        body["prevProposalId"] = f"ours-offer-{provider}"
+    return {"eventType": "ProposalEvent", "eventDate": timestamp(), "proposal": body}
+
+
+def initial(provider: str, **props: Any) -> dict[str, Any]:
+    return proposal(provider, "Initial", props)
 
 
 def draft(provider: str, **props: Any) -> dict[str, Any]:
-    """The provider's answer to our counter (which the scripted yagna numbers ``ours-...``)."""
-    return {
-        "eventType": "ProposalEvent",
-        "eventDate": timestamp(),
-        "proposal": {
-            "properties": {"golem.node.id.name": f"name-{provider}", **props},
-            "constraints": "",
-            "proposalId": f"draft-{provider}",
-            "issuerId": provider,
-            "state": "Draft",
-            "prevProposalId": f"ours-offer-{provider}",
-        },
-    }
+    return proposal(provider, "Draft", props)
 
 
 class Market:
