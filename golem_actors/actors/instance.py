@@ -267,6 +267,8 @@ class InstanceActor(LeaseActor):
             self.io("shutdown", self._call_user, "shutdown")
             self.after(self.config.shutdown_timeout_s, _ShutdownDeadline(), key="shutdown")
             return
+        if graceful:  # stopped before it ran: no shutdown() to call, the teardown is the stopping
+            self._set_state(ServiceState.STOPPING)
         self._begin_teardown()
 
     def _ctx_for_shutdown(self) -> WorkContext:

@@ -7,13 +7,13 @@ request names providers to exclude (the cluster's blacklist) and a group (the cl
 the rest, the provider hosting the fewest of the group's live instances wins, then the best
 score, so instances spread out and a restart lands on a different provider. A draft makes one
 agreement, so when requests outnumber the drafts left, several subscriptions are published at
-once and each yields one more draft per provider.
+once and each yields one more draft per provider. Time is read from the runtime's scheduler, so
+patience and the timers that re-check it share one clock (a test's manual one included).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -182,7 +182,8 @@ class MarketActor(RuntimeActor):
             log.warning("publishing the demand failed (%s); retrying", result.error)
             self.after(2.0, _Resubscribe(key), key=f"resubscribe:{key}")
             return
-        demand.pool.subscriptions[result.value] = Subscription(result.value, time.monotonic())
+        now = self.rt.scheduler.now()
+        demand.pool.subscriptions[result.value] = Subscription(result.value, now)
         self.rt.emit(DemandPublished(demand_id=result.value, key=str(key)))
         self._poll(key, result.value)
 
@@ -283,7 +284,7 @@ class MarketActor(RuntimeActor):
         candidate.our_counter = None
         candidate.our_properties = ours
         candidate.draft = None
-        candidate.countered_at = time.monotonic()
+        candidate.countered_at = self.rt.scheduler.now()
         self.io(
             ("countered", demand.spec.key, candidate.provider_id, sub.demand_id),
             self.rt.client.market.counter_proposal_demand,
@@ -358,7 +359,7 @@ class MarketActor(RuntimeActor):
     def _serve(self, demand: _Demand) -> None:
         kept: deque[RequestProposal] = deque()
         wait = False
-        now = time.monotonic()
+        now = self.rt.scheduler.now()
         while demand.waiting:
             request = demand.waiting.popleft()
             load = self._load.get(request.group, {})
@@ -406,7 +407,7 @@ class MarketActor(RuntimeActor):
 
     def _refresh(self, demand: _Demand) -> None:
         """Publish the demand again (several times for many waiting requests): new drafts."""
-        now = time.monotonic()
+        now = self.rt.scheduler.now()
         key = demand.spec.key
         if now - demand.refreshed_at < REFRESH_INTERVAL_S:
             self.after(REFRESH_INTERVAL_S, _Refresh(key), key=f"refresh:{key}")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -29,7 +29,7 @@ from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.restart import Action, ExitReason, SupervisorPolicy, decide
 from golem_actors.service import ServiceHandle
 
-__all__ = ["ClusterState", "ClusterSupervisor", "StopCluster", "StopOne"]
+__all__ = ["ClusterState", "ClusterSupervisor", "InstanceStarter", "StopCluster", "StopOne"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,20 @@ class ClusterState:
 
     escalated: str | None = None
     finished: threading.Event = field(default_factory=threading.Event)
+
+
+class InstanceStarter(Protocol):
+    """Starts one incarnation of an instance (``InstanceActor.start``; tests pass a stand-in)."""
+
+    def __call__(
+        self,
+        rt: Runtime,
+        parent: pykka.ActorRef[Any],
+        *,
+        config: InstanceConfig,
+        handle: ServiceHandle,
+        exclude: frozenset[str],
+    ) -> pykka.ActorRef[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class ClusterSupervisor(RuntimeActor):
         state: ClusterState,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        start_instance: InstanceStarter = InstanceActor.start,
     ) -> None:
         super().__init__(rt, None)
         self.policy = policy
@@ -80,6 +95,7 @@ class ClusterSupervisor(RuntimeActor):
         self.cluster = state
         self._clock = clock
         self._rand = rand
+        self._start_instance = start_instance
         self._state = policy.initial_state(instances)
         self._live: dict[str, pykka.ActorRef[Any]] = {}
         self._restart_due: set[str] = set()  # restart timer fired, waiting for the child's exit
@@ -95,7 +111,7 @@ class ClusterSupervisor(RuntimeActor):
         now = self._clock()
         exclude = self._state.blacklist.active(now)
         config = replace(self.config, params=self.params[child])
-        self._live[child] = InstanceActor.start(
+        self._live[child] = self._start_instance(
             self.rt,
             self.actor_ref,
             config=config,
@@ -113,8 +129,8 @@ class ClusterSupervisor(RuntimeActor):
         self._live.pop(child, None)
         if exited.provider_id and exited.reason.abnormal:
             self.config.market.tell(ProviderFailed(exited.provider_id))  # it sinks in the ranking
-        if self._stopping or child in self._stopped_for_good:
-            self._check_done()
+        if self._stopping or self.cluster.escalated or child in self._stopped_for_good:
+            self._check_done()  # ending anyway: no decision to make (nor escalate again)
             return
         if child in self._restarting:
             self._restarting.discard(child)
@@ -163,9 +179,11 @@ class ClusterSupervisor(RuntimeActor):
 
     @handles(_Restart)
     def on_restart(self, message: _Restart) -> None:
-        if self._stopping or self.cluster.escalated:
+        # A restart timer may outlive the stop it should yield to: once the cluster finished
+        # (a stop completes and clears _stopping) or a child is stopped for good, it is void.
+        if self._stopping or self.cluster.escalated or self.cluster.finished.is_set():
             return
-        for child in message.children:
+        for child in message.children - self._stopped_for_good:
             if child in self._live:  # still tearing down (one_for_all): restart on its exit
                 self._restart_due.add(child)
                 continue
