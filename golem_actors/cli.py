@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from golem_actors import __version__, runner
 from golem_actors.golem import GolemError
+from golem_actors.images.commands import add_image_commands, run_image_command
 from golem_actors.localnet import commands as localnet_commands
 from golem_actors.localnet.images import ImageError
 from golem_actors.localnet.network import LocalNetError
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", help="data directory for yagna (default: a temporary one)")
     localnet_commands.add_parser(commands)
+    add_image_commands(commands)
     runner.add_parser(commands)
     return parser
 
@@ -94,6 +96,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
+    "image": run_image_command,
     "localnet": localnet_commands.run,
     "run": runner.run,
 }
