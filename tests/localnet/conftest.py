@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.network import LocalNet
+from golem_actors.localnet.registry import serve_registry
 from golem_actors.yagna import ApiConfig, YagnaClient
 from golem_actors.yagna.models import Allocation
 
@@ -22,3 +25,13 @@ def allocation(client: YagnaClient) -> Iterator[Allocation]:
     created = client.payment.create_allocation("100")
     yield created
     client.payment.release_allocation(created.allocation_id)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[tuple[ImageStore, str]]:
+    """An empty image store and its registry on loopback: ``(store, GOLEM_REGISTRY_URL)``."""
+    store = ImageStore(tmp_path / "store")
+    server, url = serve_registry(store)
+    yield store, url
+    server.shutdown()
+    server.server_close()
