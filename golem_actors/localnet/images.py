@@ -145,7 +145,15 @@ class ImageStore:
     def find_tag(self, tag: str) -> Image | None:
         """The image tagged ``tag`` (``name`` and ``name:latest`` are one tag)."""
         wanted = normal_tag(tag)
-        return next((i for i in self.list() if i.tag and normal_tag(i.tag) == wanted), None)
+        for meta in sorted(self._images.glob("*.json")) if self._images.is_dir() else []:
+            try:
+                named = json.loads(meta.read_text()).get("tag")
+            except (OSError, ValueError):
+                continue
+            image = self.get(meta.stem) if named and normal_tag(named) == wanted else None
+            if image is not None:
+                return image
+        return None
 
     def rootfs(self, task_package: str | None, *, timeout: float = 60.0) -> Path | None:
         """The extracted rootfs for a demand's task package; ``None``: the host's system.
