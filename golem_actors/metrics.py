@@ -1,12 +1,13 @@
-"""Every Prometheus metric of a run, defined here and nowhere else.
+"""Every Prometheus metric of a run: the counted ones defined here, the read ones in one collector.
 
 Three feeds, so that nothing but one histogram observation sits on an actor's hot path:
 
 - the run's events (one subscriber, ``on_event``) drive the market, activity, payment and
   supervision counters and histograms;
 - yagna calls (a ``Transport`` observer, ``on_call``) drive the API counters;
-- a scrape-time collector reads what is cheaper to read than to count: instances by state, live
-  actors, mailbox depth, the runtime's plain-int actor counters, the budget.
+- a scrape-time collector (``metrics_scrape``) reads what is cheaper to read than to count:
+  instances by state, live actors, mailbox depth, the runtime's plain-int actor counters, the
+  budget.
 
 Names follow Prometheus practice: one namespace (``golem`` by default), base units, ``_total``
 counters, ``_seconds`` histograms. Labels are closed sets (service class, state, actor role,
@@ -20,18 +21,16 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import platform
-import queue
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
 
 from golem_actors import events as ev
+from golem_actors.metrics_scrape import ScrapeCollector
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.restart import ExitReason
 from golem_actors.yagna.transport import CallRecord
@@ -48,7 +47,6 @@ API_NAMES = ("market", "activity", "payment", "net", "identity", "gsb")
 _API_ALIASES = {"root": "identity"}
 _API_OUTCOMES = ("ok", "error", "failed")
 _BATCH_OUTCOMES = ("ok", "error", "timeout", "gone")
-_PHASES = ("start", "message", "stop")
 _TASK_FAILURES = ("task", "provider", "timeout", "cancelled")
 _NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -224,7 +222,7 @@ class Metrics:
         self._golem: Golem | None = None
         self._rt: Runtime | None = None
         self._handlers = self._event_handlers()
-        reg.register(_ScrapeCollector(self))
+        reg.register(ScrapeCollector(self))
 
     def _zeros(self) -> None:
         """Export the known series at 0 from the start ("avoid missing metrics")."""
@@ -410,90 +408,3 @@ class Metrics:
     def _on_escalated(self, event: ev.SupervisorEscalated) -> None:
         self._service(event.service)
         self.escalations.labels(event.service).inc()
-
-
-class _ScrapeCollector(Collector):
-    """What is read, not counted: built fresh on every scrape from the bound session."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-        self.ns = metrics.namespace
-
-    def describe(self) -> Iterator[Metric]:
-        return iter(())  # families depend on the session: never checked at registration
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._instances()
-        yield from self._actors()
-        yield from self._budget()
-
-    def _instances(self) -> Iterator[Metric]:
-        ns, golem = self.ns, self.metrics.golem
-        instances = GaugeMetricFamily(
-            f"{ns}_service_instances",
-            "Service instances by service and state",
-            labels=["service", "state"],
-        )
-        for cluster in golem.clusters if golem is not None else ():
-            counts = dict.fromkeys(ServiceState, 0)
-            for snap in cluster.snapshots():
-                counts[snap.state] += 1
-            for state, count in counts.items():
-                instances.add_metric([cluster.name, state.value], count)
-        yield instances
-
-    def _actors(self) -> Iterator[Metric]:
-        ns, rt = self.ns, self.metrics.runtime
-        live = GaugeMetricFamily(f"{ns}_actors", "Live actors by role", labels=["actor"])
-        mailbox = GaugeMetricFamily(
-            f"{ns}_actor_mailbox_messages", "Messages waiting in actors' inboxes", labels=["actor"]
-        )
-        messages = CounterMetricFamily(
-            f"{ns}_actor_messages", "Messages handled by actors", labels=["actor"]
-        )
-        failures = CounterMetricFamily(
-            f"{ns}_actor_failures",
-            "Actors that died of an exception, by phase (start, message, stop)",
-            labels=["actor", "phase"],
-        )
-        unhandled = CounterMetricFamily(
-            f"{ns}_actor_unhandled_messages", "Messages no handler took", labels=["actor"]
-        )
-        dead = CounterMetricFamily(
-            f"{ns}_io_dead_letters", "yagna call results whose actor had already stopped"
-        )
-        if rt is not None:
-            dead.add_metric([], rt.io.dead_letters)
-            stats = rt.stats
-            depth: dict[str, int] = {}
-            for ref in rt.actor_refs():
-                role = str(getattr(ref.actor_class, "role", "actor"))
-                inbox = ref.actor_inbox
-                size = inbox.qsize() if isinstance(inbox, queue.Queue) else 0
-                depth[role] = depth.get(role, 0) + size
-            roles = sorted(set(stats.live) | set(stats.messages) | set(depth))
-            for role in roles:
-                live.add_metric([role], stats.live.get(role, 0))
-                mailbox.add_metric([role], depth.get(role, 0))
-                messages.add_metric([role], stats.messages.get(role, 0))
-                unhandled.add_metric([role], stats.unhandled.get(role, 0))
-                for phase in _PHASES:
-                    failures.add_metric([role, phase], stats.failures.get((role, phase), 0))
-        yield from (live, mailbox, messages, failures, unhandled, dead)
-
-    def _budget(self) -> Iterator[Metric]:
-        ns, golem = self.ns, self.metrics.golem
-        totals = golem.totals() if golem is not None else None
-        budget = GaugeMetricFamily(f"{ns}_budget_glm", "The allocation's total amount (GLM)")
-        left = GaugeMetricFamily(
-            f"{ns}_budget_left_glm", "Budget not committed by accepted debit notes or invoices"
-        )
-        committed = GaugeMetricFamily(
-            f"{ns}_payments_committed_glm",
-            "GLM committed: per agreement its accepted invoice, or before one its accepted notes",
-        )
-        if totals is not None:
-            budget.add_metric([], float(totals.budget))
-            left.add_metric([], float(totals.remaining))
-            committed.add_metric([], float(totals.committed))
-        yield from (budget, left, committed)

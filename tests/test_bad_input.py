@@ -13,6 +13,7 @@ import pytest
 
 from golem_actors import ServiceActor, WorkContext
 from golem_actors.cli import main
+from golem_actors.cli.run import load_service, run_directory
 from golem_actors.golem import Golem, GolemError
 from golem_actors.journal import MAGIC, Journal, frame
 from golem_actors.localnet.apifaults import FaultPlan
@@ -20,7 +21,6 @@ from golem_actors.localnet.network import LocalNet
 from golem_actors.policy.demand import DemandError, DemandSpec
 from golem_actors.policy.payload import PayloadError, VmPayload
 from golem_actors.policy.scoring import LeastExpensiveLinearPayu
-from golem_actors.runner import load_service, run_directory
 from golem_actors.service import ServiceDefinitionError
 from golem_actors.yagna import ApiConfig
 

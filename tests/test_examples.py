@@ -9,8 +9,8 @@ import pykka
 import pytest
 
 from golem_actors import Golem, ServiceState
+from golem_actors.cli.run import load_service
 from golem_actors.localnet.network import LocalNet
-from golem_actors.runner import load_service
 from golem_actors.yagna import ApiConfig
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]

@@ -28,12 +28,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Self
 
+from golem_actors.datadir import default_data_dir
 from golem_actors.localnet.faults import FaultFile, Faults
 from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.node import NodeError, YagnaNode
 from golem_actors.localnet.offer import ProviderSpec
 from golem_actors.localnet.orphans import die_with_parent
-from golem_actors.localnet.provider import ProviderConfig
+from golem_actors.localnet.provider.config import ProviderConfig
 from golem_actors.localnet.registry import serve_registry
 
 __all__ = ["LocalNet", "LocalNetError", "ProviderProcess", "default_data_dir", "default_specs"]
@@ -45,12 +46,6 @@ STATE_FILE = "localnet.json"
 
 class LocalNetError(RuntimeError):
     """localnet could not start or be controlled; the message says what to do."""
-
-
-def default_data_dir() -> Path:
-    """``$XDG_CACHE_HOME/golem-actors/localnet`` (``~/.cache/...``): reused between runs."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "golem-actors" / "localnet"
 
 
 def default_specs(count: int, **overrides: Any) -> list[ProviderSpec]:

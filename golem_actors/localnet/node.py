@@ -32,6 +32,7 @@ from typing import Any, Self
 
 import requests
 
+from golem_actors.extras import install_hint
 from golem_actors.localnet.orphans import die_with_parent
 
 __all__ = ["NodeError", "NodeIdentity", "YagnaNode", "find_yagna", "free_port"]
@@ -64,8 +65,8 @@ def find_yagna() -> Path:
     if found:
         return Path(found)
     raise NodeError(
-        "the yagna daemon was not found: install it with `pip install golem-node==0.17.6` "
-        "(it is a dependency of golem-actors)"
+        "the yagna daemon was not found (localnet runs it from the golem-node package): install "
+        f"it with `{install_hint('localnet')}`, or put a yagna binary on PATH"
     )
 
 

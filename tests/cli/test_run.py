@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from golem_actors.cli import main
+from golem_actors.cli.run import load_service
 from golem_actors.golem import GolemError
 from golem_actors.localnet.network import LocalNet
-from golem_actors.runner import load_service
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def test_load_service_names_what_is_wrong(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
-"""A native client for yagna's service bus (GSB), the protocol its own services speak.
+"""A native client for yagna's service bus (GSB): serve addresses, make calls, survive restarts.
 
 localnet's Python exe-units and providers must serve ``/public/exeunit/<act>/*`` and report
 ``/local/activity/*`` on the provider daemon's ``GSB_URL``; the REST GSB-API cannot do the latter.
-The wire protocol (see ``/work/shared/notes/gsb-native.md``) is u32-BE length-prefixed protobuf
-``Packet`` frames carrying flexbuffers bodies. Threads, not asyncio: the rest of localnet is
-thread/actor based, and one reader thread per connection keeps ordering simple.
+The bytes on the wire are ``codec``'s; this module is the session on top of them (see
+``/work/shared/notes/gsb-native.md``). Threads, not asyncio: the rest of localnet is thread/actor
+based, and one reader thread per connection keeps ordering simple.
 """
 
 from __future__ import annotations
@@ -14,216 +14,40 @@ import logging
 import os
 import queue
 import random
-import socket
-import struct
 import threading
 import time
-import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
-from flatbuffers import flexbuffers
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError
+from golem_actors.localnet.gsb.codec import (
+    PARTIAL,
+    FrameDecoder,
+    Hello,
+    decode_body,
+    encode_body,
+    encode_frame,
+    new_packet,
+)
+from golem_actors.localnet.gsb.connection import Connection, Waiter, open_socket
+from golem_actors.localnet.gsb.errors import (
+    CONFLICT,
+    GsbCallError,
+    GsbConnectionError,
+    GsbError,
+    GsbRegisterError,
+    GsbTimeoutError,
+)
+from golem_actors.localnet.gsb.serving import Handler, serve
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+__all__ = ["GsbClient"]
+
 log = logging.getLogger(__name__)
-
-# Wire schema, field numbers as in ya-sb-proto's gsb_api.proto: "field=number:type", s string,
-# b bytes, i int32 (enums are the same varint), ? bool, else a message. Packet's fields form its
-# oneof; variants 8-13 (pub/sub) are left out, so they parse as unknown and are ignored.
-_SCHEMA = {
-    "Hello": "name=1:s version=2:s instance_id=3:b",
-    "RegisterRequest": "service_id=1:s",
-    "RegisterReply": "code=1:i message=2:s",
-    "UnregisterRequest": "service_id=1:s",
-    "UnregisterReply": "code=1:i",
-    "CallRequest": "caller=1:s address=2:s request_id=3:s data=4:b no_reply=5:?",
-    "CallReply": "request_id=1:s code=2:i reply_type=3:i data=4:b",
-    "Ping": "",
-    "Pong": "",
-    "Packet": "hello=1:Hello register=2:RegisterRequest register_reply=3:RegisterReply"
-    " unregister=4:UnregisterRequest unregister_reply=5:UnregisterReply"
-    " call_request=6:CallRequest call_reply=7:CallReply ping=14:Ping pong=15:Pong",
-}
-
-
-def _build_packet_class() -> Any:
-    """No protoc here: describe ``GSB_API.Packet`` at import time, in a private pool."""
-    fd = descriptor_pb2.FieldDescriptorProto
-    types = {"s": fd.TYPE_STRING, "b": fd.TYPE_BYTES, "i": fd.TYPE_INT32, "?": fd.TYPE_BOOL}
-    fdp = descriptor_pb2.FileDescriptorProto(name="gsb_api.proto", package="GSB_API")
-    fdp.syntax = "proto3"
-    for name, spec in _SCHEMA.items():
-        msg = fdp.message_type.add(name=name)
-        for item in spec.split():
-            fname, number, ftype = item.replace(":", "=").split("=")
-            f = msg.field.add(name=fname, number=int(number), label=fd.LABEL_OPTIONAL)
-            if ftype in types:
-                f.type = types[ftype]
-            else:
-                f.type, f.type_name, f.oneof_index = fd.TYPE_MESSAGE, f".GSB_API.{ftype}", 0
-        if name == "Packet":
-            msg.oneof_decl.add(name="packet")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("GSB_API.Packet"))
-
-
-_Packet: Any = _build_packet_class()
-_FULL, _PARTIAL = 0, 1
-_CONFLICT = 409
 _VERSION = "0.1"
-_MAX_FRAME = 64 * 1024 * 1024
-_LEN = struct.Struct(">I")
-
-
-def new_packet(kind: str, **fields: Any) -> Any:
-    """A ``Packet`` with its oneof set to ``kind`` (e.g. ``"ping"``, ``"call_request"``)."""
-    pkt = _Packet()
-    sub = getattr(pkt, kind)
-    sub.SetInParent()  # empty messages (Ping/Pong) must still select the variant
-    for key, value in fields.items():
-        setattr(sub, key, value)
-    return pkt
-
-
-def encode_frame(packet: Any) -> bytes:
-    data: bytes = packet.SerializeToString()
-    return _LEN.pack(len(data)) + data
-
-
-class FrameDecoder:
-    """Reassembles frames from arbitrary TCP chunks (partial frames, several per read)."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    def feed(self, chunk: bytes) -> list[Any]:
-        self._buf += chunk
-        out = []
-        while len(self._buf) >= _LEN.size:
-            (size,) = _LEN.unpack_from(self._buf)
-            if size > _MAX_FRAME:
-                raise GsbConnectionError(f"frame of {size} bytes exceeds {_MAX_FRAME}")
-            if len(self._buf) < _LEN.size + size:
-                break
-            try:
-                out.append(_Packet.FromString(bytes(self._buf[_LEN.size : _LEN.size + size])))
-            except DecodeError as e:
-                raise GsbConnectionError(f"undecodable GSB packet: {e}") from e
-            del self._buf[: _LEN.size + size]
-        return out
-
-
-def encode_body(value: Any) -> bytes:
-    return bytes(flexbuffers.Dumps(value))
-
-
-def decode_body(data: bytes) -> Any:
-    """Bodies are zlib-compressed under hybrid net (yagna's global flag), raw otherwise."""
-    if not data:
-        return None
-    with contextlib.suppress(zlib.error):
-        data = zlib.decompress(data)
-    return flexbuffers.Loads(data)
-
-
-def ok(value: Any) -> dict[str, Any]:
-    """Rust ``Result::Ok`` as serde/flexbuffers shapes it."""
-    return {"Ok": value}
-
-
-def err(error: Any) -> dict[str, Any]:
-    return {"Err": error}
-
-
-class GsbError(Exception):
-    code: int | None = None  # the GSB reply code, when the router or a callee gave one
-
-
-class GsbConnectionError(GsbError):
-    pass
-
-
-class GsbTimeoutError(GsbError, TimeoutError):
-    pass
-
-
-class GsbCallError(GsbError):
-    """A non-zero ``CallReply`` code: the router (400 no endpoint, 500 lost connection) or the
-    callee (500 bad content) refused the call; application errors come as ``{"Err": ..}``."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(f"GSB call failed with code {code}: {text}")
-        self.code = code
-        self.text = text
-
-
-class GsbRegisterError(GsbError):
-    """A non-zero Register/Unregister reply: 409 = another connection owns the address."""
-
-    def __init__(self, kind: str, address: str, code: int, message: str) -> None:
-        what = "owned by another connection" if code == _CONFLICT else "refused"
-        super().__init__(f"GSB {kind} {address}: {what} (code {code}) {message}".rstrip())
-        self.code = code
-
-
-class ReplyError(Exception):
-    """Raise from a handler to answer ``{"Err": error}`` (code 0), as yagna services do."""
-
-    def __init__(self, error: Any) -> None:
-        super().__init__(repr(error))
-        self.error = error
-
-
-@dataclass(frozen=True)
-class Streamed:
-    """Return from a handler to stream: one PARTIAL per item, then the empty FULL end-of-stream."""
-
-    chunks: Iterable[Any]
-
-
-@dataclass(frozen=True)
-class Hello:
-    name: str
-    version: str
-    instance_id: bytes
-
-
-@dataclass(frozen=True)
-class IncomingCall:
-    caller: str
-    address: str
-    request_id: str
-    body: Any
-    no_reply: bool
-
-
-Handler = Callable[[IncomingCall], Any]
-_Waiter = queue.Queue[tuple[int, str] | GsbError]  # a register/unregister reply (code, message)
-
-
-@dataclass
-class _Conn:
-    sock: socket.socket
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    hello: Hello | None = None
-    hello_seen: threading.Event = field(default_factory=threading.Event)
-    ctl: deque[tuple[str, _Waiter]] = field(default_factory=deque)
-    pending: dict[str, queue.Queue[Any]] = field(default_factory=dict)
-    lost: bool = False
-    reader: threading.Thread | None = None
-
-    def send(self, packet: Any) -> None:
-        frame = encode_frame(packet)
-        with self.lock:
-            self.sock.sendall(frame)
 
 
 class GsbClient:
@@ -249,7 +73,7 @@ class GsbClient:
         self.on_disconnect = on_disconnect
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
-        self._conn: _Conn | None = None
+        self._conn: Connection | None = None
         self._closed = False
         self._pool = ThreadPoolExecutor(max_handlers, thread_name_prefix="gsb-handler")
 
@@ -278,9 +102,9 @@ class GsbClient:
             raise GsbConnectionError("client is closed")
         if self.connected:
             raise GsbError("already connected; use reconnect()")
-        sock = _open_socket(self.url, timeout)
+        sock = open_socket(self.url, timeout)
         sock.settimeout(None)
-        conn = _Conn(sock)
+        conn = Connection(sock)
         hello = new_packet("hello", name=self.name, version=_VERSION, instance_id=os.urandom(16))
         try:
             conn.send(hello)
@@ -317,7 +141,7 @@ class GsbClient:
                     self._control("register", address, max(deadline - time.monotonic(), 0.1))
                     break
                 except GsbError as e:
-                    if e.code != _CONFLICT or time.monotonic() >= deadline:
+                    if e.code != CONFLICT or time.monotonic() >= deadline:
                         raise
                     log.debug("GSB %s still owned by our old connection; retrying", address)
                     time.sleep(0.05)  # nothing to wait on: the router's cleanup is not signalled
@@ -407,7 +231,7 @@ class GsbClient:
                     raise GsbConnectionError(str(reply)) from reply
                 if reply.code != 0:
                     raise GsbCallError(reply.code, reply.data.decode("utf-8", "replace"))
-                final = reply.reply_type != _PARTIAL
+                final = reply.reply_type != PARTIAL
                 if final or per_chunk:
                     yield final, decode_body(reply.data)
                 if final:
@@ -416,8 +240,8 @@ class GsbClient:
             with self._lock:
                 conn.pending.pop(request_id, None)
 
-    def _send_control(self, conn: _Conn, kind: str, address: str) -> _Waiter:
-        waiter: _Waiter = queue.Queue(maxsize=1)
+    def _send_control(self, conn: Connection, kind: str, address: str) -> Waiter:
+        waiter: Waiter = queue.Queue(maxsize=1)
         try:
             with conn.lock:  # append + send atomically, so the FIFO matches the wire order
                 with self._lock:
@@ -441,13 +265,13 @@ class GsbClient:
         if code != 0:
             raise GsbRegisterError(kind, address, code, message)
 
-    def _require_conn(self) -> _Conn:
+    def _require_conn(self) -> Connection:
         conn = self._conn
         if conn is None or conn.lost:
             raise GsbConnectionError(f"not connected to {self.url}")
         return conn
 
-    def _read_loop(self, conn: _Conn) -> None:
+    def _read_loop(self, conn: Connection) -> None:
         decoder = FrameDecoder()
         reason = "closed by router"
         try:
@@ -461,7 +285,7 @@ class GsbClient:
             reason = f"reader crashed: {e}"
         self._drop(conn, GsbConnectionError(f"GSB connection lost: {reason}"), notify=True)
 
-    def _dispatch(self, conn: _Conn, pkt: Any) -> None:
+    def _dispatch(self, conn: Connection, pkt: Any) -> None:
         kind = pkt.WhichOneof("packet")
         if kind == "ping":
             conn.send(new_packet("pong"))
@@ -474,7 +298,7 @@ class GsbClient:
                 replies.put(pkt.call_reply)
         elif kind == "call_request":
             try:
-                self._pool.submit(self._serve, conn, pkt.call_request)
+                self._pool.submit(serve, conn, pkt.call_request, self._handlers)
             except RuntimeError:  # pool shut down by close()
                 log.debug("GSB call to %s after close", pkt.call_request.address)
         elif kind in ("register_reply", "unregister_reply"):
@@ -492,52 +316,7 @@ class GsbClient:
         else:
             log.debug("GSB ignoring packet %s (%d bytes)", kind, pkt.ByteSize())
 
-    def _serve(self, conn: _Conn, req: Any) -> None:
-        try:
-            body = decode_body(req.data)
-        except Exception as e:  # noqa: BLE001 - the caller gets the reason, as from yagna
-            self._reply(conn, req, 500, f"Bad content: {e}".encode(), _FULL)
-            return
-        call = IncomingCall(req.caller, req.address, req.request_id, body, req.no_reply)
-        handler = self._lookup(req.address)
-        if handler is None:
-            self._reply(conn, req, 400, b"endpoint address not found", _FULL)
-            return
-        try:
-            result = handler(call)
-            if isinstance(result, Streamed):
-                for chunk in result.chunks:
-                    self._reply(conn, req, 0, encode_body(chunk), _PARTIAL)
-                self._reply(conn, req, 0, b"", _FULL)
-            else:
-                self._reply(conn, req, 0, encode_body(result), _FULL)
-        except ReplyError as e:
-            self._reply(conn, req, 0, encode_body(err(e.error)), _FULL)
-        except Exception as e:
-            log.exception("GSB handler for %s failed", req.address)
-            self._reply(conn, req, 500, f"{type(e).__name__}: {e}".encode(), _FULL)
-
-    def _reply(self, conn: _Conn, req: Any, code: int, data: bytes, reply_type: int) -> None:
-        if req.no_reply or conn.lost:
-            return
-        pkt = new_packet(
-            "call_reply", request_id=req.request_id, code=code, reply_type=reply_type, data=data
-        )
-        try:
-            conn.send(pkt)
-        except OSError as e:
-            log.debug("GSB reply to %s dropped: %s", req.address, e)
-
-    def _lookup(self, address: str) -> Handler | None:
-        prefix = address
-        while prefix:
-            handler = self._handlers.get(prefix)
-            if handler is not None:
-                return handler
-            prefix = prefix.rpartition("/")[0]
-        return None
-
-    def _drop(self, conn: _Conn, error: GsbConnectionError, *, notify: bool) -> None:
+    def _drop(self, conn: Connection, error: GsbConnectionError, *, notify: bool) -> None:
         """Tear ``conn`` down once; fail its pending calls and control requests promptly."""
         with self._lock:
             if conn.lost:
@@ -546,9 +325,7 @@ class GsbClient:
             pending, conn.pending = list(conn.pending.values()), {}
             waiters, conn.ctl = [w for _, w in conn.ctl], deque()
         conn.hello_seen.set()
-        with contextlib.suppress(OSError):
-            conn.sock.shutdown(socket.SHUT_RDWR)  # close() alone leaves a blocked recv's socket up
-        conn.sock.close()
+        conn.shut()
         for q in pending:
             q.put(error)
         for w in waiters:
@@ -561,25 +338,3 @@ class GsbClient:
                 self.on_disconnect(error)
             except Exception:
                 log.exception("GSB on_disconnect callback failed")
-
-
-def _open_socket(url: str, timeout: float) -> socket.socket:
-    """``tcp://host:port`` or ``unix:/path`` (yagna's ``GSB_URL`` forms)."""
-    try:
-        if url.startswith("unix:"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(timeout)
-                sock.connect(url.removeprefix("unix:").removeprefix("//"))
-            except OSError:
-                sock.close()
-                raise
-            return sock
-        if not url.startswith("tcp://"):
-            raise GsbConnectionError(f"unsupported GSB_URL {url!r}")
-        host, _, port = url.removeprefix("tcp://").rstrip("/").rpartition(":")
-        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
-    except (OSError, ValueError) as e:
-        raise GsbConnectionError(f"cannot connect to GSB at {url}: {e}") from e
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock

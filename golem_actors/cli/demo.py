@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from golem_actors.localnet.node import YagnaNode
 from golem_actors.yagna import ApiConfig, YagnaClient
 
-__all__ = ["run_demo"]
+__all__ = ["add_parser", "run", "run_demo"]
+
+
+def add_parser(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="start a real yagna, do a round of market and payment calls, stop it",
+        description="Starts a private yagna daemon (from golem-node) in a temporary directory, "
+        "shows its identity, creates and releases an allocation, publishes and withdraws a "
+        "demand, then stops the daemon.",
+    )
+    demo.add_argument("--data-dir", help="data directory for yagna (default: a temporary one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_demo(args.data_dir)
 
 
 def _say(text: str) -> None:
@@ -18,6 +34,8 @@ def _say(text: str) -> None:
 
 
 def run_demo(data_dir: str | None) -> int:
+    from golem_actors.localnet.node import YagnaNode  # noqa: PLC0415 - keep start-up light
+
     with tempfile.TemporaryDirectory(prefix="golem-actors-demo-") as tmp:
         node = YagnaNode(Path(data_dir) if data_dir else Path(tmp))
         started = time.monotonic()

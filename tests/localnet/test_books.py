@@ -16,8 +16,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from golem_actors.localnet.billing import AgreementBook, DebitNoteDue
 from golem_actors.localnet.offer import amount_due
+from golem_actors.localnet.provider.books import AgreementBook, DebitNoteDue
 
 COEFFS = [0.5, 2.0, 1.0]  # per duration second, per cpu second, start
 

@@ -1,7 +1,8 @@
 """The ``golem-actors`` console script.
 
-Sub-commands are added as the runtime grows; each lives in its own module and this file only wires
-arguments to them, configures logging (the library never does) and turns errors into exit codes.
+One module per command group (``run``, ``localnet``, ``demo``), each with ``add_parser`` and
+``run(args) -> int``; argument types they share are in ``args``. This module only wires them,
+configures logging (the library never does) and turns errors into exit codes.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from golem_actors import __version__, runner
+from golem_actors import __version__
+from golem_actors.cli import demo, localnet, run
+from golem_actors.extras import MissingExtraError
 from golem_actors.golem import GolemError
 from golem_actors.images.commands import add_image_commands, run_image_command
-from golem_actors.localnet import commands as localnet_commands
-from golem_actors.localnet.images import ImageError
-from golem_actors.localnet.network import LocalNetError
-from golem_actors.localnet.node import NodeError
 from golem_actors.yagna import ConfigError, YagnaError
 
 __all__ = ["main"]
@@ -44,18 +43,10 @@ def _parser() -> argparse.ArgumentParser:
         help="log every yagna call (method, path, status, duration); app keys are never logged",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = commands.add_parser(
-        "demo",
-        help="start a real yagna, do a round of market and payment calls, stop it",
-        description="Starts a private yagna daemon (from golem-node) in a temporary directory, "
-        "shows its identity, creates and releases an allocation, publishes and withdraws a "
-        "demand, then stops the daemon.",
-    )
-    demo.add_argument("--data-dir", help="data directory for yagna (default: a temporary one)")
-    localnet_commands.add_parser(commands)
+    demo.add_parser(commands)
+    localnet.add_parser(commands)
     add_image_commands(commands)
-    runner.add_parser(commands)
+    run.add_parser(commands)
     return parser
 
 
@@ -70,37 +61,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("golem_actors.yagna.api").setLevel(logging.DEBUG)
     try:
         return _COMMANDS[args.command](args)
-    except (
-        ConfigError,
-        YagnaError,
-        LocalNetError,
-        NodeError,
-        GolemError,
-        ImageError,
-        ValueError,
-    ) as exc:
-        print(f"golem-actors: error: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `golem-actors localnet status --json | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
+        print(f"golem-actors: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from golem_actors.demo import run_demo  # noqa: PLC0415 - keep start-up light
+#: localnet's errors meant for the user. They are looked up only in modules already loaded: an
+#: error cannot come from a module never imported, and without the [localnet] extra none can be.
+_LOCALNET_ERRORS = (
+    ("golem_actors.localnet.images", "ImageError"),
+    ("golem_actors.localnet.network", "LocalNetError"),
+    ("golem_actors.localnet.node", "NodeError"),
+)
 
-    return run_demo(args.data_dir)
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors whose message is for the user (exit 2); anything else is a bug: traceback."""
+    errors: list[type[Exception]] = [
+        ConfigError,
+        YagnaError,
+        GolemError,
+        MissingExtraError,
+        ValueError,
+    ]
+    for module, name in _LOCALNET_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            errors.append(getattr(loaded, name))
+    return tuple(errors)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "demo": _demo,
+    "demo": demo.run,
     "image": run_image_command,
-    "localnet": localnet_commands.run,
-    "run": runner.run,
+    "localnet": localnet.run,
+    "run": run.run,
 }
-
-
-if __name__ == "__main__":
-    sys.exit(main())

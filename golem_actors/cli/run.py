@@ -22,10 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from golem_actors.cliargs import port, positive_int, seconds
+from golem_actors.cli.args import port, positive_int, seconds
+from golem_actors.datadir import default_data_dir
 from golem_actors.golem import JOURNAL_NAME, Golem, GolemError
-from golem_actors.localnet.network import default_data_dir
-from golem_actors.localnet.session import localnet_endpoint
 from golem_actors.metrics import DEFAULT_NAMESPACE, Metrics
 from golem_actors.policy.decisions import Totals
 from golem_actors.policy.restart import RestartIntensity, RestartType, SupervisorPolicy
@@ -178,6 +177,9 @@ def _network(args: argparse.Namespace) -> Iterator[ApiConfig]:
     if args.yagna:
         yield ApiConfig.from_env(api_url=args.yagna)
         return
+    # localnet only on this path: a run on your own yagna needs nothing of the [localnet] extra.
+    from golem_actors.localnet.session import localnet_endpoint  # noqa: PLC0415
+
     data_dir = args.data_dir or default_data_dir()
     with localnet_endpoint(data_dir, args.providers, say=_say) as endpoint:
         yield ApiConfig(app_key=endpoint.app_key, api_url=endpoint.api_url)

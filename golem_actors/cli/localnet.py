@@ -1,4 +1,8 @@
-"""``golem-actors localnet ...``: run a local network, show it, inject faults into it."""
+"""``golem-actors localnet ...``: run a local network, show it, inject faults into it.
+
+localnet is imported where a command needs it, not when the parser is built: ``golem-actors``
+without the [localnet] extra still runs on your own yagna, and these commands say what to install.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from golem_actors.cliargs import positive_int
-from golem_actors.localnet.faults import CRASH_POINTS, FaultFile, Faults
-from golem_actors.localnet.images import ImageStore
-from golem_actors.localnet.network import STATE_FILE, LocalNet, LocalNetError, default_data_dir
-from golem_actors.localnet.session import localnet_endpoint
+from golem_actors.cli.args import positive_int
+from golem_actors.datadir import default_data_dir
+from golem_actors.extras import MissingExtraError
 
 __all__ = ["add_parser", "run"]
 
@@ -70,7 +72,7 @@ def add_parser(commands: Any) -> None:
     )
     fault.add_argument("provider", help="provider name, e.g. provider-2")
     fault.add_argument(
-        "--crash", nargs="?", const="now", choices=CRASH_POINTS, help="crash now or at a point"
+        "--crash", nargs="?", const="now", choices=_crash_points(), help="crash now or at a point"
     )
     fault.add_argument("--hang", action="store_true", help="stop answering (no usage, no results)")
     fault.add_argument("--reject-proposals", action="store_true", help="reject every demand")
@@ -80,6 +82,15 @@ def add_parser(commands: Any) -> None:
     fault.add_argument("--overcharge", type=float, metavar="X", help="multiply amounts by X")
     fault.add_argument("--exec-delay", type=float, metavar="S", help="slow every command by S s")
     fault.add_argument("--clear", action="store_true", help="remove every fault")
+
+
+def _crash_points() -> tuple[str, ...] | None:
+    """The choices of ``fault --crash``; None without the extra (the command then names it)."""
+    try:
+        from golem_actors.localnet.faults import CRASH_POINTS  # noqa: PLC0415
+    except MissingExtraError:
+        return None
+    return CRASH_POINTS
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,6 +117,8 @@ def _say(text: str = "") -> None:
 
 
 def _up(providers: int, data_dir: Path) -> int:
+    from golem_actors.localnet.network import LocalNet  # noqa: PLC0415
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -129,6 +142,9 @@ def _up(providers: int, data_dir: Path) -> int:
 
 def _run_command(cmd: list[str], providers: int, data_dir: Path) -> int:
     """Run ``cmd`` with localnet's endpoint in its environment; its exit code is ours."""
+    from golem_actors.localnet.network import LocalNetError  # noqa: PLC0415
+    from golem_actors.localnet.session import localnet_endpoint  # noqa: PLC0415
+
     if cmd[:1] == ["--"]:
         cmd = cmd[1:]
     if not cmd:
@@ -146,6 +162,9 @@ def _run_command(cmd: list[str], providers: int, data_dir: Path) -> int:
 
 
 def _images(args: argparse.Namespace, data_dir: Path) -> int:
+    from golem_actors.localnet.images import ImageStore  # noqa: PLC0415
+    from golem_actors.localnet.network import STATE_FILE  # noqa: PLC0415
+
     store = ImageStore(data_dir / "images")
     try:
         base_url = json.loads((data_dir / STATE_FILE).read_text()).get("images_url")
@@ -172,6 +191,8 @@ def _images(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _read_state(data_dir: Path) -> dict[str, Any]:
+    from golem_actors.localnet.network import STATE_FILE, LocalNetError  # noqa: PLC0415
+
     try:
         state: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
     except FileNotFoundError:
@@ -209,13 +230,14 @@ def _print_env(data_dir: Path, state: dict[str, Any]) -> None:
 
 
 def _fault(args: argparse.Namespace, data_dir: Path, state: dict[str, Any]) -> int:
+    from golem_actors.localnet.faults import FaultFile, Faults  # noqa: PLC0415
+    from golem_actors.localnet.network import LocalNetError  # noqa: PLC0415
+
     entry = next((p for p in state["providers"] if p["name"] == args.provider), None)
     if entry is None:
         names = ", ".join(p["name"] for p in state["providers"])
         raise LocalNetError(f"no provider named {args.provider!r} (running: {names})")
     if args.crash == "now":
-        import os  # noqa: PLC0415
-
         os.kill(entry["pid"], signal.SIGKILL)
         _say(f"{args.provider} (pid {entry['pid']}) killed")
         return 0

@@ -1,4 +1,4 @@
-"""The console script: argument handling and the demo against a real yagna."""
+"""`golem-actors localnet ...`: images, status and run against a network."""
 
 from __future__ import annotations
 
@@ -7,29 +7,6 @@ import sys
 import pytest
 
 from golem_actors.cli import main
-
-
-def test_version(capsys: pytest.CaptureFixture[str]):
-    with pytest.raises(SystemExit) as exit_:
-        main(["--version"])
-    assert exit_.value.code == 0
-    assert "golem-actors 0.1.0" in capsys.readouterr().out
-
-
-def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
-    with pytest.raises(SystemExit) as exit_:
-        main(["fly"])
-    assert exit_.value.code == 2
-    assert "invalid choice: 'fly'" in capsys.readouterr().err
-
-
-@pytest.mark.yagna
-def test_demo_runs_against_a_real_yagna_and_stops_it(capsys: pytest.CaptureFixture[str]):
-    assert main(["demo"]) == 0
-    out = capsys.readouterr().out
-    assert "identity   0x" in out
-    assert "allocation" in out
-    assert "yagna stopped" in out
 
 
 def test_localnet_images_list_and_add(tmp_path, capsys: pytest.CaptureFixture[str]):
