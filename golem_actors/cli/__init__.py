@@ -1,8 +1,8 @@
 """The ``golem-actors`` console script.
 
-One module per command group (``run``, ``localnet``, ``demo``), each with ``add_parser`` and
-``run(args) -> int``; argument types they share are in ``args``. This module only wires them,
-configures logging (the library never does) and turns errors into exit codes.
+One module per command group (``run``, ``localnet``, ``image``, ``demo``), each with
+``add_parser`` and ``run(args) -> int``; argument types they share are in ``args``. This module
+only wires them, configures logging (the library never does) and turns errors into exit codes.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from golem_actors import __version__
-from golem_actors.cli import demo, localnet, run
+from golem_actors.cli import demo, image, localnet, run
 from golem_actors.extras import MissingExtraError
 from golem_actors.golem import GolemError
-from golem_actors.images.commands import add_image_commands, run_image_command
 from golem_actors.yagna import ConfigError, YagnaError
 
 __all__ = ["main"]
@@ -45,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(commands)
     localnet.add_parser(commands)
-    add_image_commands(commands)
+    image.add_parser(commands)
     run.add_parser(commands)
     return parser
 
@@ -100,7 +99,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": demo.run,
-    "image": run_image_command,
+    "image": image.run,
     "localnet": localnet.run,
     "run": run.run,
 }

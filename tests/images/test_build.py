@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import tarfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from golem_actors.cli import main
 from golem_actors.images.build import build_gvmi, sha3_file
 from golem_actors.images.gvmi import ContainerConfig, GvmiError, read_gvmi
 from golem_actors.images.squashfs import SquashfsError, unsquash
@@ -133,33 +131,3 @@ def test_bad_sources_and_paths_are_refused(tmp_path: Path) -> None:
         assert not out.exists()
     with pytest.raises(GvmiError, match="is not a directory"):
         build_gvmi(source, tmp_path / "no" / "x.gvmi", ContainerConfig())
-
-
-def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
-    source = rootfs(tmp_path / "src")
-    out = tmp_path / "cli.gvmi"
-    argv = ["image", "build", str(source), "-o", str(out), "--env", "K=v=w", "--workdir", "/w"]
-    assert main([*argv, "--volume", "/golem/x", "--entrypoint", "/bin/tool", "--cmd", "a"]) == 0
-    said = capsys.readouterr().out
-    assert f"sha3 {sha3_file(out)}" in said
-    assert "localnet images add" in said
-    with out.open("rb") as f:
-        config = read_gvmi(f).config
-    expected = ContainerConfig(env=("K=v=w",), entrypoint=("/bin/tool",), cmd=("a",))
-    assert config == replace(expected, working_dir="/w", volumes=("/golem/x",))
-    assert main(["image", "inspect", str(out)]) == 0
-    assert '"WorkingDir": "/w"' in capsys.readouterr().out
-    (tmp_path / "junk.gvmi").write_bytes(b"hsqs" + bytes(200))
-    assert main(["image", "inspect", str(tmp_path / "junk.gvmi")]) == 2
-    assert "golem-actors: error: no GVMI metadata" in capsys.readouterr().err
-    for bad in (["--env", "NOVALUE"], ["--workdir", "rel"], ["--volume", "/"]):
-        with pytest.raises(SystemExit) as exit_:
-            main([*argv[:5], *bad])
-        assert exit_.value.code == 2
-        assert bad[0] in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["image", "build", str(source)])  # -o is required
-    assert "-o/--output" in capsys.readouterr().err
-    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    assert main([*argv[:5]]) == 2
-    assert "sudo apt-get install squashfs-tools" in capsys.readouterr().err

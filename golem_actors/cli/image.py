@@ -1,7 +1,8 @@
 """``golem-actors image build|inspect``: make a GVMI without docker, or check one.
 
-The console script hooks it in with ``add_image_commands(subparsers)`` and dispatches the
-``image`` command to ``run_image_command``, which reports its own errors (exit code 2).
+The work is ``golem_actors.images``'; this module only maps arguments onto it. squashfs-tools
+failures (``SquashfsError``) and unreadable files are reported here as the other user errors
+are (exit code 2).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from golem_actors.images.gvmi import ContainerConfig, GvmiError, check_volume, r
 from golem_actors.images.squashfs import SquashfsError
 from golem_actors.images.tarballs import TarballError
 
-__all__ = ["add_image_commands", "run_image_command"]
+__all__ = ["add_parser", "run"]
 
 
-def add_image_commands(commands: Any) -> None:
+def add_parser(commands: Any) -> None:
     """Add ``image`` and its sub-commands to the console script's sub-parsers."""
     image = commands.add_parser("image", help="build or inspect a Golem VM image (GVMI)")
     sub = image.add_subparsers(dest="image_command", required=True, metavar="COMMAND")
@@ -51,7 +52,7 @@ def add_image_commands(commands: Any) -> None:
     inspect.add_argument("image", type=Path, metavar="NAME.gvmi")
 
 
-def run_image_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
         if args.image_command == "build":
             return _build(args)
