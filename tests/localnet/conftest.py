@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from golem_actors.localnet.network import LocalNet
 from golem_actors.localnet.registry import serve_registry
 from golem_actors.yagna import ApiConfig, YagnaClient
 from golem_actors.yagna.models import Allocation
+from tests.localnet.test_exeunit import Files
 
 
 @pytest.fixture
@@ -35,3 +37,15 @@ def registry(tmp_path: Path) -> Iterator[tuple[ImageStore, str]]:
     yield store, url
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def blob_server() -> Iterator[Files]:
+    """A requestor's HTTP file server: GET serves ``files`` (any bytes), PUT fills ``uploads``."""
+    server = Files()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

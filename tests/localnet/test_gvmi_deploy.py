@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,29 +17,16 @@ from golem_actors.localnet.runtime import TASK_PACKAGE
 from golem_actors.yagna import YagnaClient
 from golem_actors.yagna.models import Allocation
 from tests.localnet.test_exeunit import Activity, Files
-from tests.localnet.test_images import tiny_rootfs
+from tests.localnet.test_gvmi_store import app_tree
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
 PROVIDER = "provider-4"
 
 
 @pytest.fixture
-def files() -> Iterator[Files]:
-    server = Files()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-@pytest.fixture
 def app(tmp_path: Path) -> Path:
     """Built with the console script, as a user would."""
-    root = tiny_rootfs(tmp_path / "root")
-    (root / "golem" / "work").mkdir(parents=True)
-    (root / "golem" / "work" / "baked.txt").write_text("baked into the image\n")
+    root = app_tree(tmp_path / "root")
     out = tmp_path / "app.gvmi"
     argv = ["image", "build", str(root), "-o", str(out), "--workdir", "/golem/work"]
     argv += ["--env", "GREETING=hello from the image", "--volume", "/golem/output"]
@@ -55,7 +40,7 @@ def test_built_tagged_resolved_deployed_and_run(
     *,
     localnet: LocalNet,
     app: Path,
-    files: Files,
+    blob_server: Files,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ):
@@ -79,7 +64,7 @@ def test_built_tagged_resolved_deployed_and_run(
     assert found["sha3"] == hashlib.sha3_224(app.read_bytes()).hexdigest()
     assert found["size"] == app.stat().st_size
     package = f"hash:sha3:{found['sha3']}:{found['http']}"
-    files.files["/in/data"] = b"sent by the requestor\n"
+    blob_server.files["/in/data"] = b"sent by the requestor\n"
     with Activity.open(client, allocation, PROVIDER, {TASK_PACKAGE: package}) as act:
         (ran,) = act.run_script(
             Script().run("/bin/sh", "-c", 'pwd; echo "$GREETING"; cat baked.txt')
@@ -88,14 +73,14 @@ def test_built_tagged_resolved_deployed_and_run(
         assert ran.stdout == "/golem/work\nhello from the image\nbaked into the image\n"
         moved = act.run_script(
             Script()
-            .transfer(files.url("/in/data"), "container:/data/in")
+            .transfer(blob_server.url("/in/data"), "container:/data/in")
             .run("/bin/sh", "-c", "cat /data/in > /golem/output/out")
-            .transfer("container:/golem/output/out", files.url("/up/out"))
+            .transfer("container:/golem/output/out", blob_server.url("/up/out"))
         )
         assert all(r.ok for r in moved), moved
-        assert files.uploads["/up/out"] == b"sent by the requestor\n"
+        assert blob_server.uploads["/up/out"] == b"sent by the requestor\n"
         (refused,) = act.run_script(
-            Script().transfer(files.url("/in/data"), "container:/golem/input/x")
+            Script().transfer(blob_server.url("/in/data"), "container:/golem/input/x")
         )
         assert refused.result == "Error"  # the image declares no /golem/input: as on a VM
         assert "outside the volumes" in (refused.message or "")
@@ -113,17 +98,17 @@ def test_built_tagged_resolved_deployed_and_run(
     ids=["bad-crc", "truncated-squashfs"],
 )
 def test_a_corrupt_gvmi_fails_deploy_clearly(
-    client: YagnaClient, allocation: Allocation, *, app: Path, files: Files, damage, message
+    client: YagnaClient, allocation: Allocation, *, app: Path, blob_server: Files, damage, message
 ):
     data = damage(app.read_bytes())
     digest = hashlib.sha3_224(data).hexdigest()
-    files.files["/bad.gvmi"] = data
-    package = {TASK_PACKAGE: f"hash:sha3:{digest}:{files.url('/bad.gvmi')}"}
+    blob_server.files["/bad.gvmi"] = data
+    package = {TASK_PACKAGE: f"hash:sha3:{digest}:{blob_server.url('/bad.gvmi')}"}
     with Activity.open(client, allocation, PROVIDER, package, deploy=False) as act:
         (failed,) = act.run_script(Script().deploy())
         assert failed.result == "Error"
         text = failed.message or ""
         assert text.startswith("deploy failed: "), text
-        assert f"{files.url('/bad.gvmi')} is a corrupt GVMI: " in text, text
+        assert f"{blob_server.url('/bad.gvmi')} is a corrupt GVMI: " in text, text
         assert message in text, text
         assert act.state() == "Initialized"

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
+import hashlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,6 +11,7 @@ from golem_actors.images.build import build_gvmi, sha3_file
 from golem_actors.images.gvmi import ContainerConfig
 from golem_actors.localnet.images import ImageError, ImageStore, image_config, normal_tag
 from golem_actors.localnet.sandbox import Sandbox
+from tests.localnet.test_exeunit import Files
 from tests.localnet.test_images import tiny_rootfs
 
 CONFIG = ContainerConfig(
@@ -23,56 +21,21 @@ CONFIG = ContainerConfig(
 )
 
 
-class Blobs(http.server.ThreadingHTTPServer):
-    """Serves whatever bytes a test puts in ``blobs`` (the store refuses to hold corrupt ones)."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _BlobHandler)
-        self.blobs: dict[str, bytes] = {}
-
-    def package(self, name: str, data: bytes) -> str:
-        self.blobs[f"/{name}"] = data
-        digest = sha3_bytes(data)
-        return f"hash:sha3:{digest}:http://127.0.0.1:{self.server_address[1]}/{name}"
-
-
-class _BlobHandler(http.server.BaseHTTPRequestHandler):
-    server: Blobs
-
-    def do_GET(self) -> None:
-        body = self.server.blobs.get(self.path, b"")
-        self.send_response(200 if self.path in self.server.blobs else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
 def sha3_bytes(data: bytes) -> str:
-    import hashlib  # noqa: PLC0415
-
     return hashlib.sha3_224(data).hexdigest()
 
 
-@pytest.fixture
-def blobs() -> Iterator[Blobs]:
-    server = Blobs()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def app_tree(root: Path) -> Path:
+    """The tiny rootfs with a file baked into ``/golem/work`` (not a volume of the image)."""
+    tiny_rootfs(root)
+    (root / "golem" / "work").mkdir(parents=True)
+    (root / "golem" / "work" / "baked.txt").write_text("baked into the image\n")
+    return root
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    root = tiny_rootfs(tmp_path / "root")
-    (root / "golem" / "work").mkdir(parents=True)
-    (root / "golem" / "work" / "baked.txt").write_text("baked into the image\n")
-    return build_gvmi(root, tmp_path / "app.gvmi", CONFIG).path
+    return build_gvmi(app_tree(tmp_path / "root"), tmp_path / "app.gvmi", CONFIG).path
 
 
 def test_a_gvmi_is_stored_by_content_with_its_tag(tmp_path: Path, app: Path) -> None:
@@ -168,10 +131,12 @@ def test_download_unpack_and_run_as_the_vm_would(
     ],
 )
 def test_a_corrupt_gvmi_fails_to_resolve_with_a_clear_message(
-    tmp_path: Path, app: Path, blobs: Blobs, damage, message
+    tmp_path: Path, app: Path, blob_server: Files, damage, message
 ) -> None:
     provider = ImageStore(tmp_path / "provider")
-    package = blobs.package("bad.gvmi", damage(app.read_bytes()))
+    data = damage(app.read_bytes())
+    blob_server.files["/bad.gvmi"] = data
+    package = f"hash:sha3:{sha3_bytes(data)}:{blob_server.url('/bad.gvmi')}"
     with pytest.raises(ImageError, match=f"corrupt GVMI: .*{message}"):
         provider.rootfs(package, timeout=30)
     assert provider.list() == []
