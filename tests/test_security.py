@@ -25,8 +25,9 @@ import requests
 
 from golem_actors.golem import Golem
 from golem_actors.localnet.apifaults import ApiFaultProxy, FaultPlan
-from golem_actors.localnet.images import ImageStore, serve_images
+from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.network import LocalNet
+from golem_actors.localnet.registry import serve_registry
 from golem_actors.metrics import Metrics
 from golem_actors.status import StatusServer
 from golem_actors.storage.http import HttpStorage
@@ -77,7 +78,7 @@ def test_the_status_server_binds_loopback() -> None:
 
 
 def test_the_image_store_binds_loopback(tmp_path: Path) -> None:
-    server, url = serve_images(ImageStore(tmp_path))
+    server, url = serve_registry(ImageStore(tmp_path))
     try:
         _assert_loopback_only(url, server.server_address[:2])
     finally:

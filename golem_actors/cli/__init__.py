@@ -1,8 +1,8 @@
 """The ``golem-actors`` console script.
 
-One module per command group (``run``, ``localnet``, ``demo``), each with ``add_parser`` and
-``run(args) -> int``; argument types they share are in ``args``. This module only wires them,
-configures logging (the library never does) and turns errors into exit codes.
+One module per command group (``run``, ``localnet``, ``image``, ``demo``), each with
+``add_parser`` and ``run(args) -> int``; argument types they share are in ``args``. This module
+only wires them, configures logging (the library never does) and turns errors into exit codes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from golem_actors import __version__
-from golem_actors.cli import demo, localnet, run
+from golem_actors.cli import demo, image, localnet, run
 from golem_actors.errors import GolemActorsError
 
 __all__ = ["main"]
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(commands)
     localnet.add_parser(commands)
+    image.add_parser(commands)
     run.add_parser(commands)
     return parser
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": demo.run,
+    "image": image.run,
     "localnet": localnet.run,
     "run": run.run,
 }

@@ -58,14 +58,14 @@ def add_parser(commands: Any) -> None:
     status.add_argument("--json", action="store_true", help="print JSON")
 
     sub.add_parser(
-        "env", parents=[data_dir], help="print export lines for YAGNA_API_URL/YAGNA_APPKEY"
+        "env", parents=[data_dir], help="print the export lines (YAGNA_*, GOLEM_REGISTRY_URL)"
     )
 
     images = sub.add_parser("images", parents=[data_dir], help="list or add localnet images")
     images_sub = images.add_subparsers(dest="images_command", metavar="COMMAND")
-    add = images_sub.add_parser("add", parents=[data_dir], help="add a rootfs directory or tarball")
-    add.add_argument("source", type=Path, help="a directory (packed) or a .tar/.tar.gz rootfs")
-    add.add_argument("--tag", help="a name for the image, e.g. myapp:1.0")
+    add = images_sub.add_parser("add", parents=[data_dir], help="add a GVMI or a rootfs")
+    add.add_argument("source", type=Path, help="a .gvmi, a directory (packed) or a .tar/.tar.gz")
+    add.add_argument("--tag", help="its registry tag, name:version (e.g. myapp:1.0)")
 
     fault = sub.add_parser(
         "fault", parents=[data_dir], help="inject a fault into a running provider"
@@ -129,6 +129,7 @@ def _up(providers: int, data_dir: Path) -> int:
         _say(f"# localnet up in {time.monotonic() - started:.1f} s ({data_dir})")
         _say(f"export YAGNA_API_URL={net.api_url}")
         _say(f"export YAGNA_APPKEY={net.app_key}")
+        _say(f"export GOLEM_REGISTRY_URL={net.images_url}")
         _say()
         _print_status(net.status(), as_json=False)
         _say("\n# Ctrl-C stops every process started here")
@@ -171,9 +172,11 @@ def _images(args: argparse.Namespace, data_dir: Path) -> int:
         base_url = None
     if getattr(args, "images_command", None) == "add":
         image = store.add(args.source, tag=args.tag)
-        _say(f"added {image.hash} ({image.size} bytes, tag {image.tag or '-'})")
+        _say(f"added {image.hash} ({image.kind}, {image.size} bytes, tag {image.tag or '-'})")
         if base_url:
             _say(f"task package: {store.task_package(image, base_url)}")
+            if image.tag:
+                _say(f"registry: {base_url}/v1/image/info?tag={image.tag}")
         else:
             _say("task package: start `golem-actors localnet up` for a URL that serves it")
         return 0
@@ -222,6 +225,8 @@ def _print_env(data_dir: Path, state: dict[str, Any]) -> None:
     identities = json.loads((data_dir / "yagna" / "localnet-identities.json").read_text())
     _say(f"export YAGNA_API_URL={state['api_url']}")
     _say(f"export YAGNA_APPKEY={identities['default_key']}")
+    if state.get("registry_url"):
+        _say(f"export GOLEM_REGISTRY_URL={state['registry_url']}")
 
 
 def _fault(args: argparse.Namespace, data_dir: Path, state: dict[str, Any]) -> int:

@@ -60,7 +60,8 @@ DEFAULT_ENV = {
     "TMPDIR": TMP,
 }
 _HOST_SYSTEM = ("usr", "etc", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
-_OWN_MOUNTS = ("proc", "dev", "tmp", "sys", "golem")  # image entries the sandbox mounts itself
+_SYSTEM_MOUNTS = ("proc", "dev", "tmp", "sys")  # image entries the sandbox mounts itself
+_OWN_MOUNTS = (*_SYSTEM_MOUNTS, "golem")  # ... and /golem, when it makes the standard volumes
 _OTHERS_RX = 0o005
 
 
@@ -96,10 +97,15 @@ def find_bwrap() -> str:
 
 
 def sandbox_args(
-    bwrap: str, rootfs: Path | None, binds: Sequence[str], tmp_bytes: int
+    bwrap: str, rootfs: Path | None, binds: Sequence[str], tmp_bytes: int, *, image_golem: bool
 ) -> list[str]:
-    """``bwrap`` and its options, up to (not including) the per-sandbox fds and command."""
-    root = system_args() if rootfs is None else image_args(rootfs)
+    """``bwrap`` and its options, up to (not including) the per-sandbox fds and command.
+
+    ``image_golem``: the image's own ``/golem`` is bound too (a GVMI's volumes are mounted on
+    directories in the image, as in the VM); otherwise the sandbox makes ``/golem`` itself.
+    """
+    own = _SYSTEM_MOUNTS if image_golem else _OWN_MOUNTS
+    root = system_args() if rootfs is None else image_args(rootfs, own=own)
     return [
         *(bwrap, *root, "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs"),
         *(TMP, *binds, "--remount-ro", "/", *NAMESPACES),  # "/" after its mount points
@@ -113,14 +119,16 @@ def system_args() -> tuple[str, ...]:
     return (*image_args(Path("/"), names=_HOST_SYSTEM), *masks)
 
 
-def image_args(root: Path, names: Sequence[str] = ()) -> list[str]:
-    """Each top-level entry of ``root`` bound read-only; symlinks recreated as they are."""
+def image_args(
+    root: Path, names: Sequence[str] = (), own: Sequence[str] = _OWN_MOUNTS
+) -> list[str]:
+    """Each top-level entry of ``root`` (but ``own``) bound read-only; symlinks kept as they are."""
     args: list[str] = []
     for entry in [root / n for n in names] or sorted(root.iterdir()):
         inside = "/" + entry.name
         if entry.is_symlink():
             args += ["--symlink", str(entry.readlink()), inside]
-        elif entry.exists() and (names or entry.name not in _OWN_MOUNTS):
+        elif entry.exists() and (names or entry.name not in own):
             args += ["--ro-bind", str(entry), inside]
     return args
 

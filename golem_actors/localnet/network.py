@@ -31,11 +31,12 @@ from typing import IO, Any, Self
 from golem_actors.datadir import default_data_dir
 from golem_actors.errors import GolemActorsError
 from golem_actors.localnet.faults import FaultFile, Faults
-from golem_actors.localnet.images import ImageStore, serve_images
+from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.node import NodeError, YagnaNode
 from golem_actors.localnet.offer import ProviderSpec
 from golem_actors.localnet.orphans import die_with_parent
 from golem_actors.localnet.provider.config import ProviderConfig
+from golem_actors.localnet.registry import serve_registry
 
 __all__ = ["LocalNet", "LocalNetError", "ProviderProcess", "default_data_dir", "default_specs"]
 
@@ -159,7 +160,8 @@ class LocalNet:
         return self.node.requestor.node_id
 
     def env(self) -> dict[str, str]:
-        return {"YAGNA_API_URL": self.api_url, "YAGNA_APPKEY": self.app_key}
+        env = {"YAGNA_API_URL": self.api_url, "YAGNA_APPKEY": self.app_key}
+        return env | ({"GOLEM_REGISTRY_URL": self.images_url} if self.images_url else {})
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -167,8 +169,8 @@ class LocalNet:
         deadline = time.monotonic() + timeout
         self._lock_data_dir()
         try:
-            # Images are served on loopback so demands can name them as hash:sha3:<hex>:<url>.
-            self._image_server, self.images_url = serve_images(self.images)
+            # The store's registry on loopback: tags and hashes resolve as on the real network.
+            self._image_server, self.images_url = serve_registry(self.images)
             self.node.start(timeout=timeout)
             identities = self.node.ensure_identities([s.name for s in self.specs])
             for spec in self.specs:
@@ -271,6 +273,7 @@ class LocalNet:
             "yagna_pid": self.node.pid,
             "requestor_id": self.node.requestor.node_id,
             "images_url": self.images_url,
+            "registry_url": self.images_url,
             "providers": [p.status() for p in self.providers.values()],
         }
 

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from golem_actors.errors import GolemActorsError
+from golem_actors.images.gvmi import GvmiError
 from golem_actors.localnet.batches import Batch, CommandState, format_output
 from golem_actors.localnet.constraints import flatten_properties
-from golem_actors.localnet.images import ImageError
+from golem_actors.localnet.images import ImageError, image_config
 from golem_actors.localnet.sandbox import Limits, RunResult, Sandbox, SandboxError
 from golem_actors.localnet.transfers import TransferError, transfer
 from golem_actors.yagna.models import Agreement
@@ -46,6 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TASK_PACKAGE = "golem.srv.comp.task_package"
+DEFAULT_CWD = "/golem/work"  # a tarball image's, or the host's; a GVMI's is its WorkingDir or /
 _STATEFUL = ("deploy", "start", "run", "transfer")
 _HINTS = {
     "Initialized": "deploy it first",
@@ -77,13 +79,19 @@ class SandboxLike(Protocol):
     def destroy(self) -> None: ...
 
 
-SandboxFactory = Callable[[Path, Path | None, Limits, Mapping[str, str] | None], SandboxLike]
+SandboxFactory = Callable[
+    [Path, Path | None, Limits, Mapping[str, str] | None, Sequence[str] | None], SandboxLike
+]
 
 
 def bwrap_sandbox(
-    activity_dir: Path, rootfs: Path | None, limits: Limits, env: Mapping[str, str] | None
+    activity_dir: Path,
+    rootfs: Path | None,
+    limits: Limits,
+    env: Mapping[str, str] | None,
+    volumes: Sequence[str] | None,
 ) -> SandboxLike:
-    return Sandbox(activity_dir, rootfs=rootfs, limits=limits, env=env)
+    return Sandbox(activity_dir, rootfs=rootfs, limits=limits, env=env, volumes=volumes)
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._state: tuple[str, str | None] = ("Initialized", None)
         self._sandbox: SandboxLike | None = None
+        self._cwd = DEFAULT_CWD
 
     @property
     def state(self) -> tuple[str, str | None]:
@@ -247,12 +256,22 @@ class Runtime:
     def _deploy(self, body: dict[str, Any]) -> None:
         if body.get("net"):
             raise CommandError("deploy: VPN networks are not supported by localnet yet")
+        deploy_env = body.get("env") or {}
+        if not isinstance(deploy_env, dict):
+            raise CommandError(f"deploy: env must be an object, got {deploy_env!r}")
         try:
             rootfs = self._settings.resolve_image(self.task_package)
+            # A GVMI's config applies as in the VM runtime: Env for every process (the deploy's
+            # env on top), WorkingDir (or /) as every command's directory, its own Volumes.
+            config = image_config(rootfs) if rootfs is not None else None
             if self._sandbox is None:
-                env = body.get("env") or None
-                self._sandbox = self._settings.make_sandbox(self.dir, rootfs, self._limits, env)
-        except (ImageError, SandboxError, OSError) as exc:
+                env = {**(config.env_map if config else {}), **deploy_env} or None
+                volumes = config.volumes if config else None
+                self._sandbox = self._settings.make_sandbox(
+                    self.dir, rootfs, self._limits, env, volumes
+                )
+                self._cwd = (config.working_dir or "/") if config else DEFAULT_CWD
+        except (ImageError, GvmiError, SandboxError, OSError) as exc:
             raise CommandError(f"deploy failed: {exc}") from exc
         log.info("deployed %s in %s", self.task_package or "the host image", self.dir)
 
@@ -272,7 +291,8 @@ class Runtime:
             raise CommandError(f"run needs an entry_point and string args, got {body!r}")
         capture = body.get("capture") or _DEFAULT_CAPTURE
         try:
-            result = self._sandboxed().run([entry_point, *args], timeout=self.command_timeout)
+            argv = [entry_point, *args]
+            result = self._sandboxed().run(argv, timeout=self.command_timeout, cwd=self._cwd)
         except SandboxError as exc:
             raise CommandError(f"run failed: {exc}") from exc
         for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):

@@ -68,6 +68,14 @@ log = logging.getLogger(__name__)
 _NO_LIMITS = Limits()
 
 
+def _volume_dirs(activity_dir: Path, volumes: Sequence[str] | None) -> dict[str, Path]:
+    """Container path -> host directory, deepest first (so the longest prefix matches first)."""
+    if volumes is None:
+        return {v: activity_dir / PurePosixPath(v).name for v in VOLUMES}
+    ordered = sorted(dict.fromkeys(volumes), key=lambda v: (-len(PurePosixPath(v).parts), v))
+    return {v: activity_dir / f"vol-{i}-{PurePosixPath(v).name}" for i, v in enumerate(ordered)}
+
+
 def probe() -> None:
     """Run ``/bin/true`` in a throw-away sandbox: what localnet checks before it starts.
 
@@ -96,12 +104,13 @@ class Sandbox:
         rootfs: Path | None = None,
         limits: Limits = _NO_LIMITS,
         env: Mapping[str, str] | None = None,
+        volumes: Sequence[str] | None = None,
     ) -> None:
+        """``volumes``: a GVMI's own (its config's ``Volumes``, mounted on directories in the
+        image, whose ``/golem`` then shows); None: the standard ``/golem/*`` four."""
         bwrap = find_bwrap()
         self.activity_dir = Path(activity_dir).absolute()
-        self.volumes: Mapping[str, Path] = {
-            v: self.activity_dir / PurePosixPath(v).name for v in VOLUMES
-        }
+        self.volumes = _volume_dirs(self.activity_dir, volumes)
         for host in self.volumes.values():
             host.mkdir(parents=True, exist_ok=True)
             if host.is_symlink():
@@ -112,8 +121,9 @@ class Sandbox:
         self.limits = limits
         self._env = {**DEFAULT_ENV, **(env or {})}
         tmp = limits.tmp_bytes or min(limits.mem_bytes or 2**30, 2**30)
-        binds = [a for c, h in self.volumes.items() for a in ("--bind", str(h), c)]
-        self._args = sandbox_args(bwrap, self.rootfs, binds, tmp)
+        parents_first = reversed(self.volumes.items())
+        binds = [a for c, h in parents_first for a in ("--bind", str(h), c)]
+        self._args = sandbox_args(bwrap, self.rootfs, binds, tmp, image_golem=volumes is not None)
         self._cpus = pick_cpus(limits.cpu_threads, next(self._count))
         self._oneshot = OneShot(self._args, self._env, limits, self._cpus)
         self._lock = threading.Lock()

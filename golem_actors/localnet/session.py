@@ -26,9 +26,11 @@ class Endpoint:
 
     api_url: str
     app_key: str
+    registry_url: str | None = None  # the image registry (GOLEM_REGISTRY_URL)
 
     def env(self) -> dict[str, str]:
-        return {"YAGNA_API_URL": self.api_url, "YAGNA_APPKEY": self.app_key}
+        env = {"YAGNA_API_URL": self.api_url, "YAGNA_APPKEY": self.app_key}
+        return env | ({"GOLEM_REGISTRY_URL": self.registry_url} if self.registry_url else {})
 
 
 def running_endpoint(data_dir: Path) -> Endpoint | None:
@@ -45,7 +47,10 @@ def running_endpoint(data_dir: Path) -> Endpoint | None:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return Endpoint(api_url=state["api_url"], app_key=keys["default_key"])
+            registry = state.get("registry_url")
+            return Endpoint(
+                api_url=state["api_url"], app_key=keys["default_key"], registry_url=registry
+            )
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
 
@@ -64,4 +69,4 @@ def localnet_endpoint(
     with LocalNet(providers=providers, data_dir=data_dir) as net:
         took = time.monotonic() - started
         say(f"# localnet: {providers} providers up in {took:.1f} s ({data_dir})")
-        yield Endpoint(api_url=net.api_url, app_key=net.app_key)
+        yield Endpoint(api_url=net.api_url, app_key=net.app_key, registry_url=net.images_url)

@@ -236,7 +236,9 @@ def make_unit(tmp_path: Path, demand_props: dict[str, Any] | None = None) -> Ite
     holder: list[FakeSandbox] = []
     limits: list[Limits] = []
 
-    def make_sandbox(path: Path, rootfs: Path | None, lim: Limits, env: Any) -> FakeSandbox:
+    def make_sandbox(
+        path: Path, rootfs: Path | None, lim: Limits, env: Any, volumes: Any
+    ) -> FakeSandbox:
         limits.append(lim)
         holder.append(FakeSandbox(path, env))
         return holder[-1]

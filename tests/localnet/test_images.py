@@ -15,13 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from golem_actors.localnet.images import (
-    GVMI_HINT,
-    ImageError,
-    ImageStore,
-    parse_task_package,
-    serve_images,
-)
+from golem_actors.localnet.images import ImageError, ImageStore, parse_task_package
+from golem_actors.localnet.registry import serve_registry
 from golem_actors.localnet.sandbox import Sandbox
 
 HEX = "0" * 56
@@ -66,7 +61,7 @@ def store(tmp_path: Path) -> ImageStore:
 
 @pytest.fixture
 def served(store: ImageStore) -> Iterator[str]:
-    server, base_url = serve_images(store)
+    server, base_url = serve_registry(store)
     yield base_url
     server.shutdown()
     server.server_close()
@@ -102,18 +97,6 @@ def test_add_a_tarball(store: ImageStore, tmp_path: Path) -> None:
         store.add(tmp_path / "src" / "etc" / "issue")
     with pytest.raises(ImageError, match="no image at"):
         store.add(tmp_path / "missing")
-
-
-def test_gvmi_is_refused_with_the_hint(store: ImageStore, tmp_path: Path) -> None:
-    gvmi = tmp_path / "app.gvmi"
-    gvmi.write_bytes(b"hsqs" + bytes(100))
-    with pytest.raises(ImageError) as caught:
-        store.add(gvmi)
-    assert GVMI_HINT in str(caught.value)
-    renamed = gvmi.rename(tmp_path / "app.bin")  # refused by its content too
-    with pytest.raises(ImageError, match="needs a VM runtime"):
-        store.add(renamed)
-    assert store.list() == []
 
 
 def test_download_verify_extract_and_run(store: ImageStore, served: str, tmp_path: Path) -> None:

@@ -1,0 +1,7 @@
+"""Golem images: the GVMI format, safe rootfs tarballs, and building a GVMI without docker.
+
+Nothing here is localnet's: a GVMI built by ``golem-actors image build`` runs on real providers.
+``gvmi`` is the format (pure), ``squashfs`` the calls to Debian's squashfs-tools, ``tarballs``
+the rootfs tarball rules, ``build`` the pipeline from a directory or tarball (the console
+script's ``golem-actors image`` is ``golem_actors.cli.image``).
+"""
