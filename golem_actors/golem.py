@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from decimal import Decimal, InvalidOperation
@@ -56,7 +56,8 @@ from golem_actors.recovery import (
 )
 from golem_actors.service import InstanceSnapshot, ServiceActor, ServiceHandle
 from golem_actors.session_market import publish_demand
-from golem_actors.storage.http import HttpStorage
+from golem_actors.storage.http import Storage, StorageError
+from golem_actors.storage.select import check_storage, open_storage
 from golem_actors.taskrun import start_task_run
 from golem_actors.tasks import Task, TaskRun, Worker
 from golem_actors.yagna import ApiConfig, YagnaClient, YagnaError
@@ -138,8 +139,14 @@ class Golem:
         debit_note_interval_s: int = 120,
         settle_timeout_s: float = 60.0,
         journal: Path | str | None = None,
+        storage: str | Storage = "http",
     ) -> None:
         self.config = config or ApiConfig.from_env()
+        try:
+            check_storage(storage)
+        except ValueError as exc:
+            raise GolemError(str(exc)) from None
+        self.storage_choice = storage  # "http", "gftp" (through yagna's GSB API) or a Storage
         self.budget = _budget(budget)
         _check_settings(
             subnet=subnet,
@@ -164,7 +171,8 @@ class Golem:
         self.final_totals: Totals | None = None
         self._decoration: tuple[dict[str, Any], list[str]] | None = None
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
-        self._storage: HttpStorage | None = None
+        self._storage: Storage | None = None
+        self._close_storage: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         # A run directory (no suffix: its journal.gaj) or a journal file; None: no journal.
         self.journal_path = _journal_path(journal) if journal is not None else None
@@ -198,6 +206,9 @@ class Golem:
         try:
             self._start_with_yagna()
         except BaseException:
+            if self._storage is not None:
+                self._close_storage()
+                self._storage = None
             if self.journal is not None:
                 self.journal.close()
                 self.journal = None
@@ -210,6 +221,10 @@ class Golem:
                 client.identity.me()
             except YagnaError as exc:
                 raise GolemError(f"yagna at {self.config.api_url} is not usable: {exc}") from exc
+            try:  # before the budget is reserved: a storage that cannot start costs nothing
+                self._storage, self._close_storage = open_storage(self.storage_choice, self.config)
+            except StorageError as exc:
+                raise GolemError(f"the {self.storage_choice} storage cannot start: {exc}") from exc
             if journal is not None and journal.resumed:
                 journal.reopen()
                 try:
@@ -223,7 +238,6 @@ class Golem:
                 raise GolemError(f"reserving the budget in yagna failed: {exc}") from exc
             self._decoration = (decoration.property_dict(), list(decoration.constraints))
         self.rt = Runtime(self.config, journal=journal)
-        self._storage = HttpStorage()
         self._refs["payments"] = PaymentActor.start(
             self.rt, self.allocation, recovered=self.recovered, since=self.since
         )
@@ -405,7 +419,8 @@ class Golem:
             except YagnaError as exc:
                 log.warning("releasing the allocation: %s", exc)
         if self._storage is not None:
-            self._storage.close()
+            self._close_storage()
+            self._storage = None
         self.rt.close()
         self.rt = None
         if self.journal is not None:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from golem_actors.localnet.batches import Batch, CommandState, format_output
 from golem_actors.localnet.constraints import flatten_properties
+from golem_actors.localnet.gftp import GftpTransfers
 from golem_actors.localnet.images import ImageError
 from golem_actors.localnet.sandbox import Limits, RunResult, Sandbox, SandboxError
 from golem_actors.localnet.transfers import TransferError, transfer
@@ -134,8 +135,10 @@ class Runtime:
         abort_others: Callable[[Batch], None],
         stopping: threading.Event,
         command_timeout: float,
+        gftp: GftpTransfers | None = None,
     ) -> None:
         self.dir = activity_dir
+        self._gftp = gftp
         demand = flatten_properties(agreement.demand.properties)
         self.task_package: str | None = demand.get(TASK_PACKAGE)
         self.command_timeout = command_timeout
@@ -300,6 +303,7 @@ class Runtime:
                     deadline=time.monotonic() + self.command_timeout,
                     cancel=self._stopping,
                     fmt=body.get("format"),
+                    gftp=self._gftp,
                 )
         except TransferError as exc:
             raise CommandError(str(exc)) from exc
