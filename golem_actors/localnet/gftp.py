@@ -258,13 +258,13 @@ class _Window:
                 raise GftpError("transfer interrupted: the activity is stopping")
             try:
                 return future.result(timeout=0.25)
-            except FutureTimeoutError:
-                if time.monotonic() > self._deadline + CALL_TIMEOUT:  # a bug, not yagna
-                    raise GftpError(f"no answer from {address}") from None
-            except GsbTimeoutError:
+            except GsbTimeoutError:  # first: it is a TimeoutError, as FutureTimeoutError is
                 raise GftpError(
                     f"the publisher stopped answering ({address.rsplit('/', 1)[-1]} timed out)"
                 ) from None
+            except FutureTimeoutError:
+                if time.monotonic() > self._deadline + CALL_TIMEOUT:  # a bug, not yagna
+                    raise GftpError(f"no answer from {address}") from None
 
 
 def _offset_of(body: Any) -> int:

@@ -143,6 +143,7 @@ class GsbApiService:
                 open_timeout=self._open_timeout,
                 close_timeout=1.0,
                 proxy=None,
+                legacy=True,  # a plain connection: its end is ours (never a Close frame)
             )
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
             raise GsbServiceError(f"opening the WebSocket of {self.address} failed: {exc}") from exc
