@@ -10,7 +10,8 @@ yagna 0.17.6's traps, which shape this class (``/work/shared/notes/gftp-gsb.md``
 - it never answers a Close frame sent by the client (its handler deadlocks), so the socket is
   never closed with one: ``close`` unbinds over REST, then drops TCP;
 - a second socket to one service closes both, so there is one socket per service, and a new
-  one only after the old one is gone (yagna buffers calls meanwhile);
+  one only after the old one is gone (yagna buffers calls meanwhile); yagna then leaves the
+  closing handshake unfinished (TCP stays open), so a socket stuck CLOSING counts as closed;
 - a frame over 65,536 bytes from us kills the socket: ``send`` refuses to send one;
 - an unknown reply id, or a reply without ``payload``/``error``, wedges or closes the call: every
   frame gets exactly one well-formed reply, a handler's crash included;
@@ -31,6 +32,7 @@ from typing import Any
 
 import websockets
 from flatbuffers import flexbuffers
+from websockets.protocol import State
 from websockets.sync.client import ClientConnection, connect
 
 from golem_actors.storage.gftp_wire import MAX_WS_MESSAGE
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 #: Calls may carry big uploads: yagna sends what the caller sent, in one message.
 MAX_INCOMING = 64 << 20
 SEND_TIMEOUT = 30.0
+CLOSING_CHECK = 1.0  # how often an idle socket is checked for a Close that yagna left open
 RECONNECTS = 5  # the socket yagna closed on us is opened again at most this often in a row
 
 
@@ -177,13 +180,17 @@ class GsbApiService:
             ws = self._ws
             assert ws is not None
             try:
-                frame = ws.recv()
+                frame = ws.recv(timeout=CLOSING_CHECK)
                 failures = 0
-            except websockets.exceptions.ConnectionClosed as exc:
+            except (websockets.exceptions.ConnectionClosed, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError) and ws.state is State.OPEN:
+                    continue  # idle
+                # Closed, or CLOSING: yagna sent a Close (say, for a second socket on this
+                # service) and will never close TCP, so the handshake never ends by itself.
                 if self._closing.is_set():
                     return
                 failures += 1
-                log.warning("yagna closed the WebSocket of %s: %s", self.address, exc)
+                log.warning("yagna closed the WebSocket of %s: %r", self.address, exc)
                 if failures > RECONNECTS or not self._reconnect():
                     log.error("giving up on %s", self.address)  # noqa: TRY400 - no traceback to add
                     self._closing.set()

@@ -247,3 +247,28 @@ def test_release_unbinds_and_close_cleans_up(real_yagna: RealYagna, tmp_path: Pa
     assert not folder.exists()
     with pytest.raises(Exception, match="closed"):
         storage.publish_bytes(b"y")
+
+
+@pytest.mark.parametrize("bus", ["one daemon"], indirect=True)
+def test_a_second_socket_on_the_service_is_survived(
+    storage: GftpStorage, bus: GsbClient, tmp_path: Path
+) -> None:
+    """yagna closes both sockets when a second one opens on a service; ours opens a third."""
+    from websockets.protocol import State  # noqa: PLC0415
+    from websockets.sync.client import connect  # noqa: PLC0415
+
+    url = storage.publish_bytes(b"still here")
+    entry = storage._entries[url.rsplit("/", 1)[-1]]
+    client = storage._client
+    rogue = connect(
+        client.gsb.websocket_url(entry.service.services_id),
+        additional_headers={"Authorization": f"Bearer {client.config.app_key}"},
+        proxy=None,
+        legacy=True,
+    )
+    try:
+        wait_for("yagna to close the second socket", lambda: rogue.state is not State.OPEN, 10)
+    finally:
+        rogue.close_socket()
+    Volumes(tmp_path).move(url, "container:/golem/input/x", exeunit(storage, bus), limit=30)
+    assert (tmp_path / "input" / "x").read_bytes() == b"still here"
