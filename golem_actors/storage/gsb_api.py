@@ -41,6 +41,10 @@ from golem_actors.yagna import YagnaClient, YagnaError
 __all__ = ["GsbApiService", "GsbServiceError", "ServiceFailure"]
 
 log = logging.getLogger(__name__)
+# websockets logs every request header (the app key among them) and every frame at DEBUG:
+# its own logger never goes below INFO, whatever the root logger is set to.
+_WS_LOG = logging.getLogger(f"{__name__}.websocket")
+_WS_LOG.setLevel(logging.INFO)
 
 #: Calls may carry big uploads: yagna sends what the caller sent, in one message.
 MAX_INCOMING = 64 << 20
@@ -147,6 +151,7 @@ class GsbApiService:
                 close_timeout=1.0,
                 proxy=None,
                 legacy=True,  # a plain connection: its end is ours (never a Close frame)
+                logger=_WS_LOG,
             )
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
             raise GsbServiceError(f"opening the WebSocket of {self.address} failed: {exc}") from exc

@@ -10,6 +10,7 @@ daemon's own central-net hub to its GSB-API service).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -272,3 +273,17 @@ def test_a_second_socket_on_the_service_is_survived(
         rogue.close_socket()
     Volumes(tmp_path).move(url, "container:/golem/input/x", exeunit(storage, bus), limit=30)
     assert (tmp_path / "input" / "x").read_bytes() == b"still here"
+
+
+@pytest.mark.parametrize("bus", ["one daemon"], indirect=True)
+def test_the_app_key_never_reaches_the_log(
+    real_yagna: RealYagna, bus: GsbClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = real_yagna.requestor_id.app_key
+    config = ApiConfig(app_key=key, api_url=real_yagna.node.api_url)
+    with GftpStorage(config) as storage:
+        url = storage.publish_bytes(b"logged?")
+        Volumes(tmp_path).move(url, "container:/golem/input/x", exeunit(storage, bus))
+    assert caplog.records  # debug logging was on
+    assert key not in caplog.text
