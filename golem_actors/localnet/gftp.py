@@ -54,6 +54,9 @@ DOWNLOAD_CHUNK = 64_000  # the real exe-unit asks 40,960; a GSB-API publisher ca
 #: per byte against 256 KiB (and 40 KiB, the real exe-unit's, is ~4x slower still).
 UPLOAD_CHUNK_SIZE = 1 << 20
 
+_NO_FILE = "no such file is published"
+_NO_RECEIVER = "nothing receives uploads at this URL"
+
 _unreachable: dict[str, float] = {}  # node id -> until when it is not called (process-wide)
 _unreachable_lock = threading.Lock()
 
@@ -129,13 +132,13 @@ class GftpTransfers:
         first = True
         with _Window(self.upload_in_flight, self._call_bounded, deadline, cancel) as window:
             for _, reply in window.run(chunks()):
-                self._unwrap(target, reply, "UploadChunk", first=first)
+                self._unwrap(target, reply, "UploadChunk", first=first, missing=_NO_RECEIVER)
                 first = False
             digest = hasher.hexdigest()
             reply = window.call_now(f"{base}/{UPLOAD_FINISHED}", {"hash": digest})
         if reply == {"Err": "IntegrityError"}:
             raise GftpError(f"upload to {target}: the receiver's SHA3-256 check failed")
-        self._unwrap(target, reply, "UploadFinished", first=first)
+        self._unwrap(target, reply, "UploadFinished", first=first, missing=_NO_RECEIVER)
         return digest
 
     # -- internals --------------------------------------------------------------------------
@@ -183,13 +186,15 @@ class GftpTransfers:
             raise GftpError(f"{target}: a malformed chunk for offset {offset}")
         return content
 
-    def _unwrap(self, target: GftpUrl, reply: Any, what: str, *, first: bool) -> Any:
+    def _unwrap(
+        self, target: GftpUrl, reply: Any, what: str, *, first: bool, missing: str = _NO_FILE
+    ) -> Any:
         if isinstance(reply, dict) and "Ok" in reply:
             return reply["Ok"]
         if isinstance(reply, dict) and "Err" in reply:
             raise GftpError(f"{target}: {what} refused by the publisher: {reply['Err']}")
         if first:  # yagna turns "no such address" into an empty reply when crossing the net
-            raise GftpError(f"{target}: no such file is published (empty reply to {what})")
+            raise GftpError(f"{target}: {missing} (empty reply to {what})")
         raise GftpError(f"{target}: the publisher went away mid-transfer (empty reply)")
 
     def _call_bounded(self, address: str, body: Any, deadline: float) -> Any:

@@ -162,3 +162,18 @@ def test_a_publisher_that_stops_answering_mid_transfer_fails_it_by_the_call_time
     with pytest.raises(GftpError, match="stopped answering"):
         download(transfers(Dying(b"q" * 1_000_000)), f"gftp://{NODE}/f")
     assert time.monotonic() - began < 5  # not the command's deadline
+
+
+def test_an_upload_to_an_unbound_url_is_named() -> None:
+    class Unbound(FakeBus):
+        def call(self, address: str, body: Any, *, timeout: float) -> Any:
+            self.calls.append((address, body))
+            return None  # what yagna answers for an address nobody binds
+
+    bus = Unbound(b"")
+    with pytest.raises(GftpError, match="nothing receives uploads at this URL"):
+        transfers(bus).upload(
+            io.BytesIO(b"data"), f"gftp://{NODE}/gone", deadline=time.monotonic() + 10,
+            cancel=threading.Event(),
+        )  # fmt: skip
+    assert len(bus.calls) == 1  # no UploadFinished after a chunk nobody took
