@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -244,6 +245,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         if node_b is not None:
             node_b.stop()
         node_a.stop()
+        shutil.rmtree(work, ignore_errors=True)
     top = max(sizes)
     print(
         f"targets at {top} MiB: gftp down >= 15 MB/s: {figures[f'gftp_down_{top}mib_mbs']:.1f}; "

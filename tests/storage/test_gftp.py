@@ -199,7 +199,9 @@ def test_a_publisher_that_vanishes_mid_transfer(
     source = random_file(tmp_path / "src.bin", 40 * MIB)
     key, api = real_yagna.requestor_id.app_key, real_yagna.node.api_url
     publisher = subprocess.Popen(
-        [sys.executable, "-c", PUBLISHER, key, api, str(source)], stdout=subprocess.PIPE
+        [sys.executable, "-c", PUBLISHER, key, api, str(source)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # what the killed storage leaves lands here
     )
     try:
         assert publisher.stdout is not None
