@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Self
@@ -36,6 +37,7 @@ __all__ = [
 #: yagna accepts the long names as aliases and forwards the short ones; we always send short.
 _FORMATS = {"str": "str", "string": "str", "bin": "bin", "binary": "bin"}
 _SCHEMES = ("container", "http", "https", "gftp")
+_HASHED = re.compile(r"hash:[a-z0-9]+:(?:0x)?[0-9a-fA-F]+:(.+)", re.DOTALL)  # the exe-unit's form
 _FILESET_KEYS = frozenset({"desc", "includes", "excludes"})
 _CAPTURE_KEYS = ("head", "tail", "headTail", "limit")
 Output = str | bytes | None
@@ -137,7 +139,12 @@ class Command:
 
 
 def _check_url(where: str, url: object) -> str:
-    """Validate a transfer URL; return its scheme."""
+    """Validate a transfer URL (optionally ``hash:<alg>:<hex>:<url>``); return its scheme."""
+    if isinstance(url, str) and url.startswith("hash:"):
+        hashed = _HASHED.fullmatch(url)
+        if hashed is None:
+            raise ValueError(f"{where}: {url!r} needs hash:<algorithm>:<hex digest>:<url>")
+        url = hashed.group(1)
     scheme, _, rest = url.partition(":") if isinstance(url, str) else ("", "", "")
     if scheme not in _SCHEMES:
         raise ValueError(f"{where}: {url!r} needs a scheme of {', '.join(_SCHEMES)}")

@@ -56,7 +56,8 @@ from golem_actors.session_budget import (
 )
 from golem_actors.session_demand import SessionDemand
 from golem_actors.session_stop import ASK_TIMEOUT, settle, settle_seconds, stop_actors, sweep
-from golem_actors.storage.http import HttpStorage
+from golem_actors.storage.http import Storage, StorageError
+from golem_actors.storage.select import SessionStorage
 from golem_actors.tasks.model import D_co, R_co, Task
 from golem_actors.tasks.options import TaskOptions
 from golem_actors.tasks.run import TaskRun
@@ -110,6 +111,7 @@ class Golem:
         debit_note_interval_s: int = 120,
         settle_timeout_s: float = 60.0,
         journal: Path | str | None = None,
+        storage: str | Storage = "http",
     ) -> None:
         self.config = config or ApiConfig.from_env()
         try:
@@ -123,6 +125,8 @@ class Golem:
                 image_resolver=image_resolver,
             )
             self.settle_timeout_s = settle_seconds(settle_timeout_s)
+            # "http", "gftp" (through yagna's GSB API) or a Storage the caller owns
+            self.storage = SessionStorage(storage)
         except (ValueError, TypeError) as exc:
             raise GolemError(str(exc)) from None
         self.clusters: list[Cluster] = []
@@ -133,7 +137,6 @@ class Golem:
         self.final_totals: Totals | None = None
         self._decoration: tuple[dict[str, Any], list[str]] | None = None
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
-        self._storage: HttpStorage | None = None
         self._lock = threading.Lock()
         # A run directory (no suffix: its journal.gaj) or a journal file; None: no journal.
         self.journal_path = _journal_path(journal) if journal is not None else None
@@ -167,6 +170,7 @@ class Golem:
         try:
             self._start_with_yagna()
         except BaseException:
+            self.storage.close()
             if self.journal is not None:
                 self.journal.close()
                 self.journal = None
@@ -179,6 +183,10 @@ class Golem:
                 client.identity.me()
             except YagnaError as exc:
                 raise GolemError(f"yagna at {self.config.api_url} is not usable: {exc}") from exc
+            try:  # before the budget is reserved: a storage that cannot start costs nothing
+                self.storage.open(self.config)
+            except StorageError as exc:
+                raise GolemError(f"the {self.storage.choice} storage cannot start: {exc}") from exc
             if journal is not None and journal.resumed:
                 journal.reopen()
                 try:
@@ -201,7 +209,6 @@ class Golem:
                 raise GolemError(f"reserving the budget in yagna failed: {exc}") from exc
             self._decoration = (decoration.property_dict(), list(decoration.constraints))
         self.rt = Runtime(self.config, journal=journal)
-        self._storage = HttpStorage()
         self._refs["payments"] = PaymentActor.start(
             self.rt, self.allocation, recovered=self.recovered, since=self.since
         )
@@ -256,7 +263,7 @@ class Golem:
             market=self._refs["market"],
             agreement_events=self._refs["events"],
             payments=self._refs["payments"],
-            storage=self._storage,
+            storage=self.storage.current,
             health_interval_s=health_interval_s,
             health_misses=health_misses,
         )
@@ -318,7 +325,7 @@ class Golem:
         options: TaskOptions,
         payload: VmPayload | None,
     ) -> TaskRun[D_co, R_co]:
-        if self.rt is None or self._decoration is None or self._storage is None:
+        if self.rt is None or self._decoration is None or self.storage.current is None:
             raise GolemError("start the session first (use `with Golem(...) as golem:`)")
         run = start_task_run(
             self.rt,
@@ -327,7 +334,7 @@ class Golem:
             options,
             publish=lambda name: self._publish_demand(name, payload or VmPayload()),
             refs=self._refs,
-            storage=self._storage,
+            storage=self.storage.current,
         )
         self.task_runs.append(run)
         return run
@@ -356,8 +363,7 @@ class Golem:
         )
         stop_actors(self._refs)
         self.final_allocation = release_budget(rt.client, self.allocation)
-        if self._storage is not None:
-            self._storage.close()
+        self.storage.close()
         rt.close()
         self.rt = None
         if self.journal is not None:

@@ -147,6 +147,8 @@ def test_transfer_shapes() -> None:
         )
         .transfer("container:/golem/output/r.txt", "https://example.org/up", fileset="*.txt")
     )
+    hashed = Script().transfer("hash:sha3:00ff:gftp://0xf9ce/abc", "container:/golem/input/")
+    assert hashed.to_json()[0]["transfer"]["from"] == "hash:sha3:00ff:gftp://0xf9ce/abc"
     assert script.to_json() == [
         {
             "transfer": {
@@ -249,6 +251,8 @@ def test_indexes_and_labels() -> None:
             "http URL without a host",
         ),
         (lambda: Script().transfer("nope", "container:/golem/input/x"), "needs a scheme"),
+        (lambda: Script().transfer("hash:sha3:xyz:http://a/b", "container:/golem/x"), "digest"),
+        (lambda: Script().transfer("hash:sha3:00:file:///x", "container:/golem/x"), "scheme"),
         (lambda: Script().transfer("http://a/x", "https://b/y"), "needs a container: side"),
         (
             lambda: Script().transfer("http://a/x", "container:/in", depth=-1),

@@ -8,12 +8,14 @@ when the instance is told to stop, so user code never outlives its activity.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 
@@ -26,6 +28,8 @@ __all__ = ["InstanceStoppingError", "WorkContext"]
 
 DEFAULT_TIMEOUT = 300.0
 _MARGIN = 5.0  # beyond a batch's own timeout, for the actor's answer to arrive
+
+_T = TypeVar("_T")
 
 
 class InstanceStoppingError(GolemActorsError, RuntimeError):
@@ -138,22 +142,26 @@ class WorkContext:
         self.send_bytes(json.dumps(obj).encode(), remote, timeout=timeout)
 
     def download_bytes(self, remote: str, *, timeout: float | None = None) -> bytes:
+        return self._fetch(remote, timeout, Path.read_bytes)
+
+    def download_file(
+        self, remote: str, local: str | Path, *, timeout: float | None = None
+    ) -> Path:
+        """Fetch ``remote`` into ``local``, moved from the storage (never held in memory)."""
+        target = Path(local)
+        self._fetch(remote, timeout, lambda arrived: shutil.move(arrived, target))
+        return target
+
+    def _fetch(self, remote: str, timeout: float | None, take: Callable[[Path], _T]) -> _T:
         storage = self._need_storage()
         slot = storage.upload_slot()
         try:
             self.execute(Script().transfer(f"container:{remote}", slot.url), timeout=timeout)
             if not slot.path.exists():
                 raise StorageError(f"the provider reported {remote} sent, but nothing arrived")
-            return slot.path.read_bytes()
+            return take(slot.path)
         finally:
             storage.release(slot.url)
-
-    def download_file(
-        self, remote: str, local: str | Path, *, timeout: float | None = None
-    ) -> Path:
-        target = Path(local)
-        target.write_bytes(self.download_bytes(remote, timeout=timeout))
-        return target
 
     def download_json(self, remote: str, *, timeout: float | None = None) -> Any:
         return json.loads(self.download_bytes(remote, timeout=timeout))

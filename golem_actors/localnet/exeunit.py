@@ -26,6 +26,7 @@ from golem_actors.localnet import gsb as gsblib
 from golem_actors.localnet.batches import Batch
 from golem_actors.localnet.constraints import flatten_properties
 from golem_actors.localnet.faults import Faults
+from golem_actors.localnet.gftp import GftpTransfers
 from golem_actors.localnet.runtime import Runtime, RuntimeSettings
 from golem_actors.yagna.models import Agreement
 
@@ -99,6 +100,9 @@ class ExeUnit:
             abort_others=self._abort_others,
             stopping=self._stopping,
             command_timeout=limit,
+            # GFTP only to and from the requestor: a call to a node that is not connected
+            # would never return and would wedge the hub (see localnet.gftp).
+            gftp=GftpTransfers(gsb, frozenset(filter(None, [agreement.requestor_id]))),
         )
         self._crashed: str | None = None
         self._closed = False

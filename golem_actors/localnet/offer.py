@@ -122,6 +122,7 @@ class ProviderSpec:
             ACCEPT_TIMEOUT: self.accept_timeout,
             "golem.srv.caps.multi-activity": True,
             "golem.srv.caps.payload-manifest": True,
+            "golem.activity.caps.transfer.protocol": ["gftp", "https", "http"],  # as exe-units say
             **self.extra_properties,
         }
 

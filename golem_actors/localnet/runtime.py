@@ -30,6 +30,7 @@ from golem_actors.errors import GolemActorsError
 from golem_actors.images.gvmi import GvmiError
 from golem_actors.localnet.batches import Batch, CommandState, format_output
 from golem_actors.localnet.constraints import flatten_properties
+from golem_actors.localnet.gftp import GftpTransfers
 from golem_actors.localnet.images import ImageError, image_config
 from golem_actors.localnet.sandbox import Limits, RunResult, Sandbox, SandboxError
 from golem_actors.localnet.transfers import TransferError, transfer
@@ -143,8 +144,10 @@ class Runtime:
         abort_others: Callable[[Batch], None],
         stopping: threading.Event,
         command_timeout: float,
+        gftp: GftpTransfers | None = None,
     ) -> None:
         self.dir = activity_dir
+        self._gftp = gftp
         demand = flatten_properties(agreement.demand.properties)
         self.task_package: str | None = demand.get(TASK_PACKAGE)
         self.command_timeout = command_timeout
@@ -321,6 +324,7 @@ class Runtime:
                     deadline=time.monotonic() + self.command_timeout,
                     cancel=self._stopping,
                     fmt=body.get("format"),
+                    gftp=self._gftp,
                 )
         except TransferError as exc:
             raise CommandError(str(exc)) from exc

@@ -1,14 +1,18 @@
-"""ExeScript ``transfer``: files between an activity's ``/golem/*`` volumes and http(s) URLs.
+"""ExeScript ``transfer``: files between an activity's ``/golem/*`` volumes and http(s) or
+gftp URLs.
 
 Like the real exe-unit, transfers run in the provider (not in the sandbox): a download is a GET
-written into a volume, an upload a PUT of a volume's file, and ``container:`` to ``container:`` a
-copy. Every container path goes through the sandbox's ``host_path``, which refuses ``..``, paths
+(or GFTP ``GetChunk``s, see ``gftp``) written into a volume, an upload a PUT (or GFTP
+``UploadChunk``s) of a volume's file, and ``container:`` to ``container:`` a copy. A source may
+carry the hash it must have (``hash:sha3:<hex>:<url>``), checked before the file appears.
+Every container path goes through the sandbox's ``host_path``, which refuses ``..``, paths
 outside the volumes and symlinks that lead out; files are then opened with ``O_NOFOLLOW`` so a
 symlink planted in the last component is refused too. Network waits are bounded by ``deadline``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import threading
@@ -22,6 +26,8 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from golem_actors.errors import GolemActorsError
+from golem_actors.localnet.gftp import GftpError, GftpTransfers
+from golem_actors.storage.gftp_wire import HashedUrl, new_hasher, parse_hashed
 
 __all__ = ["TransferError", "transfer"]
 
@@ -43,21 +49,71 @@ def transfer(
     deadline: float,
     cancel: threading.Event,
     fmt: str | None = None,
+    gftp: GftpTransfers | None = None,
 ) -> None:
-    """Copy ``src`` to ``dst`` (``container:/golem/...`` or ``http(s)://...``), by ``deadline``
-    (``time.monotonic()``); ``cancel`` stops a download between chunks."""
+    """Copy ``src`` to ``dst`` (``container:/golem/...``, ``http(s)://...`` or, with ``gftp``,
+    ``gftp://...``), by ``deadline`` (``time.monotonic()``); ``cancel`` stops it between
+    chunks."""
     if fmt is not None:
         raise TransferError(f"transfer format {fmt!r} (archives) is not supported by localnet")
+    try:
+        hashed = parse_hashed(src) if isinstance(src, str) else HashedUrl(src)
+    except ValueError as exc:
+        raise TransferError(f"transfer from: {exc}") from None
+    src = hashed.url
     src_kind, dst_kind = _kind(src, "from"), _kind(dst, "to")
-    if src_kind == "container" and dst_kind == "container":
-        _copy(_container(src, host_path), _container(dst, host_path, name_from=src))
-    elif src_kind == "http" and dst_kind == "container":
-        target = _container(dst, host_path, name_from=src)
-        _download(src, target, deadline, cancel)
-    elif src_kind == "container" and dst_kind == "http":
-        _upload(_container(src, host_path), dst, deadline)
-    else:
-        raise TransferError(f"transfer needs a container: side, got {src!r} -> {dst!r}")
+    if "gftp" in (src_kind, dst_kind) and gftp is None:
+        raise TransferError("gftp transfers need the provider's bus, which this runtime lacks")
+    try:
+        if src_kind == "container" and dst_kind == "container":
+            _copy(_container(src, host_path), _container(dst, host_path, name_from=src))
+        elif src_kind in ("http", "gftp") and dst_kind == "container":
+            target = _container(dst, host_path, name_from=src)
+            with _create(target) as out:
+                sink = _Verified(out, hashed)
+                if src_kind == "gftp":
+                    assert gftp is not None
+                    gftp.download(src, sink, deadline=deadline, cancel=cancel)
+                else:
+                    _download(src, sink, deadline, cancel)
+                sink.check()
+        elif src_kind == "container" and dst_kind == "gftp":
+            assert gftp is not None
+            with _open_source(_container(src, host_path)) as source:
+                gftp.upload(source, dst, deadline=deadline, cancel=cancel)
+        elif src_kind == "container" and dst_kind == "http":
+            _upload(_container(src, host_path), dst, deadline)
+        else:
+            raise TransferError(f"transfer needs a container: side, got {src!r} -> {dst!r}")
+    except GftpError as exc:
+        raise TransferError(str(exc)) from exc
+
+
+class _Verified:
+    """Writes through to ``out``, hashing on the way when the source named its hash."""
+
+    def __init__(self, out: IO[bytes], hashed: HashedUrl) -> None:
+        self._out, self._hashed = out, hashed
+        self._hasher: hashlib._Hash | None = None
+        if hashed.algorithm is not None and hashed.digest is not None:
+            try:
+                self._hasher = new_hasher(hashed.algorithm, hashed.digest)
+            except ValueError as exc:
+                raise TransferError(f"transfer from: {exc}") from None
+
+    def write(self, data: bytes) -> int:
+        if self._hasher is not None:
+            self._hasher.update(data)
+        return self._out.write(data)
+
+    def check(self) -> None:
+        if self._hasher is None or self._hasher.digest() == self._hashed.digest:
+            return
+        expected = (self._hashed.digest or b"").hex()
+        raise TransferError(
+            f"hash mismatch: {self._hashed.url} has {self._hasher.name} {self._hasher.hexdigest()},"
+            f" expected {expected}"
+        )
 
 
 def _kind(url: str, side: str) -> str:
@@ -67,8 +123,10 @@ def _kind(url: str, side: str) -> str:
     if scheme in ("http", "https") and urlsplit(url).netloc:
         return "http"
     if scheme == "gftp":
-        raise TransferError("gftp transfers are not supported by localnet; use http(s) URLs")
-    raise TransferError(f"transfer {side}: {url!r} is not a container: path or an http(s) URL")
+        return "gftp"
+    raise TransferError(
+        f"transfer {side}: {url!r} is not a container: path, an http(s) or a gftp URL"
+    )
 
 
 def _container(url: str, host_path: HostPath, *, name_from: str | None = None) -> Path:
@@ -131,20 +189,17 @@ def _timeouts(deadline: float) -> tuple[float, float]:
     return min(CONNECT_TIMEOUT, left), min(READ_TIMEOUT, left)
 
 
-def _download(url: str, target: Path, deadline: float, cancel: threading.Event) -> None:
+def _download(url: str, out: _Verified, deadline: float, cancel: threading.Event) -> None:
     try:
         with requests.get(url, stream=True, timeout=_timeouts(deadline)) as response:
             if response.status_code >= 400:  # noqa: PLR2004
                 raise TransferError(f"download from {url} failed: HTTP {response.status_code}")
-            with _create(target) as out:
-                for chunk in response.iter_content(CHUNK):
-                    if cancel.is_set():
-                        raise TransferError("transfer interrupted: the activity is stopping")
-                    if time.monotonic() > deadline:
-                        raise TransferError(
-                            "transfer timed out (this provider's limit per command)"
-                        )
-                    out.write(chunk)
+            for chunk in response.iter_content(CHUNK):
+                if cancel.is_set():
+                    raise TransferError("transfer interrupted: the activity is stopping")
+                if time.monotonic() > deadline:
+                    raise TransferError("transfer timed out (this provider's limit per command)")
+                out.write(chunk)
     except requests.RequestException as exc:
         raise TransferError(f"download from {url} failed: {exc}") from exc
 

@@ -570,7 +570,9 @@ def test_transfer_refuses_other_schemes_and_archives(tmp_path: Path):
         "cancel": threading.Event(),
     }
     cases = {
-        ("gftp://0x1/abc", "container:/golem/input/f"): "gftp transfers are not supported",
+        ("gftp://0x1/abc", "container:/golem/input/f"): "gftp transfers need the provider.s bus",
+        ("hash:sha3:zz:http://a/b", "container:/golem/input/f"): "malformed hash prefix",
+        ("hash:md5:00ff:http://a/b", "container:/golem/input/f"): "unsupported digest md5",
         ("file:///etc/passwd", "container:/golem/input/f"): "is not a container: path",
         ("http://a/b", "https://c/d"): "needs a container: side",
         ("container:/golem/../etc/x", "container:/golem/work/f"): "transfer refused",

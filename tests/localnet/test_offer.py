@@ -171,6 +171,7 @@ def test_offer_properties_carry_what_a_real_provider_publishes():
     assert props[ACCEPT_TIMEOUT] == 120.0
     assert props["golem.srv.caps.multi-activity"] is True
     assert props["golem.srv.caps.payload-manifest"] is True
+    assert props["golem.activity.caps.transfer.protocol"] == ["gftp", "https", "http"]
 
 
 def test_offer_properties_follow_the_spec():
