@@ -29,7 +29,7 @@ import psutil
 from golem_actors import Golem, ServiceActor, ServiceState, SupervisorPolicy, WorkContext
 from golem_actors.events import Event, InstanceRestarting, InstanceStateChanged
 from golem_actors.localnet.network import LocalNet, default_specs
-from golem_actors.policy.restart import Backoff, RestartIntensity
+from golem_actors.policy.supervision import Backoff, RestartIntensity
 from golem_actors.yagna import ApiConfig
 
 

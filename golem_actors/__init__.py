@@ -31,14 +31,14 @@ if TYPE_CHECKING:
     from golem_actors.policy.demand import DemandError
     from golem_actors.policy.lifecycle import ServiceState
     from golem_actors.policy.payload import PayloadError, VmPayload
-    from golem_actors.policy.restart import (
+    from golem_actors.policy.scoring import LeastExpensiveLinearPayu, OfferScorer
+    from golem_actors.policy.supervision import (
         Backoff,
         RestartIntensity,
         RestartType,
         Strategy,
         SupervisorPolicy,
     )
-    from golem_actors.policy.scoring import LeastExpensiveLinearPayu, OfferScorer
     from golem_actors.recovery import RecoveryError
     from golem_actors.service import (
         InstanceSnapshot,
@@ -69,9 +69,9 @@ _EXPORTS = {
     "ConfigError": "golem_actors.yagna.config",
     "MissingExtraError": "golem_actors.extras",
     "ActivityGoneError": "golem_actors.actors.activity",
-    "Backoff": "golem_actors.policy.restart",
+    "Backoff": "golem_actors.policy.supervision",
     "Metrics": "golem_actors.metrics",
-    "RestartIntensity": "golem_actors.policy.restart",
+    "RestartIntensity": "golem_actors.policy.supervision",
     "StatusServer": "golem_actors.status",
     "BatchResult": "golem_actors.exescript",
     "BatchTimeoutError": "golem_actors.actors.activity",
@@ -87,14 +87,14 @@ _EXPORTS = {
     "InstanceStoppingError": "golem_actors.actors.context",
     "LeastExpensiveLinearPayu": "golem_actors.policy.scoring",
     "OfferScorer": "golem_actors.policy.scoring",
-    "RestartType": "golem_actors.policy.restart",
+    "RestartType": "golem_actors.policy.supervision",
     "Script": "golem_actors.exescript",
     "ServiceActor": "golem_actors.service",
     "ServiceDefinitionError": "golem_actors.service",
     "ServiceHandle": "golem_actors.service",
     "ServiceState": "golem_actors.policy.lifecycle",
-    "Strategy": "golem_actors.policy.restart",
-    "SupervisorPolicy": "golem_actors.policy.restart",
+    "Strategy": "golem_actors.policy.supervision",
+    "SupervisorPolicy": "golem_actors.policy.supervision",
     "VmPayload": "golem_actors.policy.payload",
     "WorkContext": "golem_actors.actors.context",
     "Task": "golem_actors.tasks.model",

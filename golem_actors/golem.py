@@ -43,8 +43,8 @@ from golem_actors.payments.adoption import Recovered
 from golem_actors.payments.decisions import Totals
 from golem_actors.payments.messages import GetTotals
 from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
-from golem_actors.policy.restart import RestartType, SupervisorPolicy
 from golem_actors.policy.scoring import OfferScorer, default_scorer
+from golem_actors.policy.supervision import RestartType, SupervisorPolicy
 from golem_actors.policy.task_book import TaskPolicy
 from golem_actors.recovery import RecoveryError, recover
 from golem_actors.service import InstanceSnapshot, ServiceActor, ServiceHandle

@@ -32,7 +32,7 @@ from prometheus_client.process_collector import ProcessCollector
 from golem_actors import events as ev
 from golem_actors.metrics_scrape import ScrapeCollector
 from golem_actors.policy.lifecycle import ServiceState
-from golem_actors.policy.restart import ExitReason
+from golem_actors.policy.supervision import ExitReason
 from golem_actors.yagna.transport import CallRecord
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from golem_actors.errors import GolemActorsError
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.payload import VmPayload
-from golem_actors.policy.restart import RestartType
+from golem_actors.policy.supervision import RestartType
 
 if TYPE_CHECKING:
     from golem_actors.actors.context import WorkContext

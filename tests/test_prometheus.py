@@ -23,7 +23,7 @@ from golem_actors import Golem
 from golem_actors.cli.run import load_service
 from golem_actors.localnet.network import LocalNet
 from golem_actors.metrics import Metrics
-from golem_actors.policy.restart import Backoff, SupervisorPolicy
+from golem_actors.policy.supervision import Backoff, SupervisorPolicy
 from golem_actors.status import StatusServer
 from golem_actors.yagna import ApiConfig
 from tests.test_dashboard import dashboard_queries

@@ -25,7 +25,7 @@ from golem_actors.actors.runtime import Runtime
 from golem_actors.events import InstanceStateChanged
 from golem_actors.exescript import CommandFailedError
 from golem_actors.policy.lifecycle import ServiceState
-from golem_actors.policy.restart import ExitReason
+from golem_actors.policy.supervision import ExitReason
 from golem_actors.service import ServiceActor, ServiceHandle
 from golem_actors.storage.http import Storage
 

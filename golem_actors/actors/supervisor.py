@@ -1,6 +1,6 @@
 """ClusterSupervisor: keeps N instances of one service running, restarting them elsewhere.
 
-A thin loop around the pure ``policy.restart.decide``: OTP strategies (one_for_one,
+A thin loop around the pure ``policy.supervision.decide``: OTP strategies (one_for_one,
 one_for_all), restart types, restart intensity with escalation, Akka-style backoff with jitter on
 the shared timer, and a per-cluster provider blacklist with a TTL, so a replacement never lands
 on the provider that just failed. Each restart is a new ``InstanceActor`` behind the instance's
@@ -26,7 +26,7 @@ from golem_actors.actors.market import ProviderFailed
 from golem_actors.actors.runtime import Runtime
 from golem_actors.events import InstanceRestarting, InstanceSpawned, SupervisorEscalated
 from golem_actors.policy.lifecycle import ServiceState
-from golem_actors.policy.restart import Action, ExitReason, SupervisorPolicy, decide
+from golem_actors.policy.supervision import Action, ExitReason, SupervisorPolicy, decide
 from golem_actors.service import ServiceHandle
 
 __all__ = ["ClusterState", "ClusterSupervisor", "InstanceStarter", "StopCluster", "StopOne"]

@@ -27,7 +27,7 @@ from golem_actors.datadir import default_data_dir
 from golem_actors.golem import JOURNAL_NAME, Golem, GolemError
 from golem_actors.metrics import DEFAULT_NAMESPACE, Metrics
 from golem_actors.payments.decisions import Totals
-from golem_actors.policy.restart import RestartIntensity, RestartType, SupervisorPolicy
+from golem_actors.policy.supervision import RestartIntensity, RestartType, SupervisorPolicy
 from golem_actors.service import InstanceSnapshot, ServiceActor
 from golem_actors.status import StatusServer
 from golem_actors.summary import RunSummary

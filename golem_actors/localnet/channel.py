@@ -24,7 +24,7 @@ from typing import Any
 from golem_actors.localnet import bwrap
 from golem_actors.localnet.bwrap import KILL_GRACE, SETUP_TIMEOUT, RunResult, SandboxError
 
-__all__ = ["Command", "Hooks"]
+__all__ = ["ContainerCommand", "Hooks"]
 
 _DRAIN_LIMIT = 4 * 2**20  # read after a command's end before the container takes a pipe over
 _MAX_MESSAGE = 2**20  # the init's messages are a few dozen bytes
@@ -39,7 +39,7 @@ class Hooks:
     adopt: Callable[[int], bool]  # drain this pipe from now on; False: close it yourself
 
 
-class Command:
+class ContainerCommand:
     """A command's socket to the init, and how it was ended."""
 
     def __init__(self, chan: socket.socket, started: float) -> None:

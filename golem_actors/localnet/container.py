@@ -41,7 +41,7 @@ from golem_actors.localnet.bwrap import (
     RunResult,
     SandboxError,
 )
-from golem_actors.localnet.channel import Command, Hooks
+from golem_actors.localnet.channel import ContainerCommand, Hooks
 from golem_actors.localnet.limits import Limits, PidsCgroup, apply_limits, rlimits_of
 
 __all__ = ["Container", "NoInitError"]
@@ -68,7 +68,7 @@ class Container:
         self.name = name
         self._args, self._limits, self._cpus = list(args), limits, cpus
         self._lock = threading.Lock()
-        self._commands: set[Command] = set()
+        self._commands: set[ContainerCommand] = set()
         self._ready, self._ended = threading.Event(), threading.Event()
         self._error: BaseException | None = None
         self._monitor: subprocess.Popen[bytes] | None = None
@@ -314,7 +314,7 @@ class Container:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         chan, chan_init = socket.socketpair()
-        command = Command(chan, started)
+        command = ContainerCommand(chan, started)
         try:
             self._submit(command, chan_init, out_w, err_w)
         except BaseException:
@@ -338,7 +338,9 @@ class Container:
                 self._commands.discard(command)
             chan.close()
 
-    def _submit(self, command: Command, chan: socket.socket, out_w: int, err_w: int) -> None:
+    def _submit(
+        self, command: ContainerCommand, chan: socket.socket, out_w: int, err_w: int
+    ) -> None:
         """Hand the init the command's socket and output pipes."""
         with self._lock:
             if not self.alive or self._stopping or self._ctl is None:

@@ -4,8 +4,8 @@ It serves ``/public/exeunit/<activity>`` the way yagna's own exe-unit does (one 
 the router's prefix lookup brings ``Exec``, ``GetExecBatchResults``, ``StreamExecBatchResults``,
 ``GetRunningCommand``, ``GetState`` and ``GetUsage``), so a stock requestor cannot tell it from a
 real provider. ``Exec`` answers at once and runs the batch on its own thread through the
-activity's ``Runtime`` (state machine, sandbox, commands); result polls wait on the batch (true
-long-polls: many in flight, answered out of order from the GSB client's handler pool).
+activity's ``ActivityRuntime`` (state machine, sandbox, commands); result polls wait on the
+batch (true long-polls: many in flight, answered out of order from the GSB client's handler pool).
 
 Fault knobs (read on every use): ``hang`` holds calls and commands, ``exec_delay`` slows each
 command, ``crash_exeunit_at_command`` kills the sandbox, leaves the bus and stops usage reports
@@ -27,7 +27,7 @@ from golem_actors.localnet.batches import Batch
 from golem_actors.localnet.constraints import flatten_properties
 from golem_actors.localnet.faults import Faults
 from golem_actors.localnet.gftp import GftpTransfers
-from golem_actors.localnet.runtime import Runtime, RuntimeSettings
+from golem_actors.localnet.runtime import ActivityRuntime, RuntimeSettings
 from golem_actors.yagna.models import Agreement
 
 __all__ = ["TIMEOUT_PROPERTY", "ExeUnit", "RuntimeSettings", "exeunit_factory"]
@@ -92,7 +92,7 @@ class ExeUnit:
         self._batches: dict[str, Batch] = {}
         self._threads: set[threading.Thread] = set()
         self._stopping = threading.Event()  # stop() or a crash: wakes every wait
-        self.runtime = Runtime(
+        self.runtime = ActivityRuntime(
             settings.activities_dir / activity_id,
             agreement,
             settings,

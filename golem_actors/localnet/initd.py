@@ -45,7 +45,7 @@ class SetupError(Exception):
     """A command that could not be set up; the message goes back to the provider."""
 
 
-class Command:
+class InitCommand:
     def __init__(self, chan: socket.socket, pid: int) -> None:
         self.chan, self.pid = chan, pid
 
@@ -53,8 +53,8 @@ class Command:
 class Init:
     def __init__(self, ctl: socket.socket, limits: list[tuple[int, int]]) -> None:
         self.ctl, self.limits = ctl, limits
-        self.commands: dict[int, Command] = {}  # by the main process's pid
-        self.by_fd: dict[int, Command] = {}  # by the command's socket
+        self.commands: dict[int, InitCommand] = {}  # by the main process's pid
+        self.by_fd: dict[int, InitCommand] = {}  # by the command's socket
         self.wake_r, wake_w = os.pipe()
         for fd in (self.wake_r, wake_w):
             os.set_blocking(fd, False)
@@ -104,7 +104,7 @@ class Init:
         finally:
             os.close(out)
             os.close(err)
-        command = Command(chan, pid)
+        command = InitCommand(chan, pid)
         self.commands[pid] = command
         self.by_fd[chan.fileno()] = command
         chan.settimeout(0.0)  # non-blocking
@@ -135,7 +135,7 @@ class Init:
             raise SetupError(why.decode(errors="replace"))
         return pid
 
-    def control(self, command: Command) -> None:
+    def control(self, command: InitCommand) -> None:
         try:
             data = command.chan.recv(4096)
         except BlockingIOError:

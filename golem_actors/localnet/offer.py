@@ -21,7 +21,7 @@ __all__ = [
     "DEBIT_NOTE_INTERVAL",
     "PAYMENT_TIMEOUT",
     "USAGE_VECTOR",
-    "Decision",
+    "ProposalDecision",
     "ProviderSpec",
     "agreed_terms",
     "amount_due",
@@ -132,7 +132,7 @@ class ProviderSpec:
 
 
 @dataclass(frozen=True)
-class Decision:
+class ProposalDecision:
     """How to answer a demand: counter with ``properties``, or reject for ``reason``."""
 
     accept: bool
@@ -140,11 +140,11 @@ class Decision:
     properties: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def reject(cls, reason: str) -> Decision:
+    def reject(cls, reason: str) -> ProposalDecision:
         return cls(accept=False, reason=reason)
 
     @classmethod
-    def counter(cls, properties: Mapping[str, Any]) -> Decision:
+    def counter(cls, properties: Mapping[str, Any]) -> ProposalDecision:
         return cls(accept=True, properties=properties)
 
 
@@ -177,31 +177,32 @@ def decide(  # noqa: PLR0911 - one early return per reason to reject
     demand_constraints: str,
     *,
     now_ms: float,
-) -> Decision:
+) -> ProposalDecision:
     """Accept a demand (and say what to counter with) or reject it, naming why."""
     demand = constraints.flatten_properties(demand_properties)
     ours = spec.offer_properties(node_id)
     try:
         if not constraints.matches(demand_constraints, ours):
-            return Decision.reject("the demand's constraints do not match this offer")
+            return ProposalDecision.reject("the demand's constraints do not match this offer")
     except constraints.ConstraintSyntaxError as exc:
-        return Decision.reject(f"malformed demand constraints: {exc}")
+        return ProposalDecision.reject(f"malformed demand constraints: {exc}")
     expiration = demand.get(EXPIRATION)
     if not isinstance(expiration, int | float) or expiration <= now_ms:
-        return Decision.reject(f"{EXPIRATION} must be a future time in ms, got {expiration!r}")
+        why = f"{EXPIRATION} must be a future time in ms, got {expiration!r}"
+        return ProposalDecision.reject(why)
     subnet = demand.get("golem.node.debug.subnet")
     if subnet != spec.subnet:
-        return Decision.reject(f"subnet {subnet!r} is not this provider's {spec.subnet!r}")
+        return ProposalDecision.reject(f"subnet {subnet!r} is not this provider's {spec.subnet!r}")
     if not constraints.matches(spec.offer_constraints(), demand):
-        return Decision.reject(
+        return ProposalDecision.reject(
             f"the demand does not meet this provider's constraints {spec.offer_constraints()}"
         )
     chosen = demand.get(CHOSEN_PLATFORM)
     if chosen is not None and chosen != spec.payment_platform:
-        return Decision.reject(f"payment platform {chosen!r} is not offered")
+        return ProposalDecision.reject(f"payment platform {chosen!r} is not offered")
     if f"golem.com.payment.platform.{spec.payment_platform}.address" not in demand:
-        return Decision.reject(f"the demand has no address on {spec.payment_platform}")
-    return Decision.counter({**ours, **agreed_terms(spec, demand)})
+        return ProposalDecision.reject(f"the demand has no address on {spec.payment_platform}")
+    return ProposalDecision.counter({**ours, **agreed_terms(spec, demand)})
 
 
 def amount_due(coefficients: Sequence[float], usage: Sequence[float]) -> Decimal:

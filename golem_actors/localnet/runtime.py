@@ -38,7 +38,7 @@ from golem_actors.yagna.models import Agreement
 
 __all__ = [
     "TASK_PACKAGE",
-    "Runtime",
+    "ActivityRuntime",
     "RuntimeSettings",
     "SandboxLike",
     "bwrap_sandbox",
@@ -131,7 +131,7 @@ class CommandError(GolemActorsError):
         self.message, self.code = message, code
 
 
-class Runtime:
+class ActivityRuntime:
     """One activity's state and sandbox; ``execute`` runs a command from a batch thread."""
 
     def __init__(

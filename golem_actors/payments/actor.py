@@ -37,9 +37,9 @@ from golem_actors.payments.checks import QUESTIONS, PaymentChecks, Question
 from golem_actors.payments.decisions import (
     Code,
     DebitNoteIn,
-    Decision,
     InvoiceIn,
     InvoiceState,
+    PaymentDecision,
     Totals,
 )
 from golem_actors.payments.documents import (
@@ -291,7 +291,7 @@ class PaymentActor(RuntimeActor):
             self.rt.emit(received(invoice))
             self._apply(invoice, self.ledger.decide_invoice(invoice, now))
 
-    def _apply(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
+    def _apply(self, document: DebitNoteIn | InvoiceIn, decision: PaymentDecision) -> None:
         if decision.code is Code.ALREADY_ACCEPTED:
             self._next()
             return
@@ -355,7 +355,7 @@ class PaymentActor(RuntimeActor):
         self.rt.emit(accepted(invoice))
         self._next()
 
-    def _refuse(self, document: DebitNoteIn | InvoiceIn, decision: Decision) -> None:
+    def _refuse(self, document: DebitNoteIn | InvoiceIn, decision: PaymentDecision) -> None:
         log.warning("refusing %s: %s", doc_id(document), decision.reason)
         if isinstance(document, DebitNoteIn):
             self.ledger.record_debit_note_refused(document, decision.code)

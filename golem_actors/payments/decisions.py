@@ -1,7 +1,7 @@
 """What goes into the payment books and what comes out: documents, decisions, totals.
 
 Pure data for :class:`golem_actors.payments.ledger.PaymentLedger` and its callers. Two yagna facts
-shape a :class:`Decision` (checked in yagna's ``core/payment/src/api``):
+shape a :class:`PaymentDecision` (checked in yagna's ``core/payment/src/api``):
 
 * Accepting a debit note or an invoice must state exactly the document's own amount: yagna
   answers 400 "Invalid amount accepted" otherwise. So an accepted decision always carries the
@@ -24,9 +24,9 @@ from golem_actors.payments.terms import ZERO, glm
 __all__ = [
     "Code",
     "DebitNoteIn",
-    "Decision",
     "InvoiceIn",
     "InvoiceState",
+    "PaymentDecision",
     "Totals",
     "check_refusal",
     "decision",
@@ -99,7 +99,7 @@ class InvoiceIn:
 
 
 @dataclass(frozen=True)
-class Decision:
+class PaymentDecision:
     """What to do with one debit note or invoice.
 
     ``amount`` is what to send as ``totalAmountAccepted`` when accepting: always the document's
@@ -136,10 +136,10 @@ def decision(
     reason: str,
     increase: Decimal = ZERO,
     deadline: dt.datetime | None = None,
-) -> Decision:
+) -> PaymentDecision:
     """Accept ``amount`` (the document's own) for an accepting code; 0 for anything else."""
     accept = code in {Code.ACCEPTED, Code.NO_OP}
-    return Decision(
+    return PaymentDecision(
         accept=accept,
         amount=amount if accept else ZERO,
         reason=reason,
@@ -149,7 +149,7 @@ def decision(
     )
 
 
-def refuse(code: Code, reason: str, deadline: dt.datetime | None = None) -> Decision:
+def refuse(code: Code, reason: str, deadline: dt.datetime | None = None) -> PaymentDecision:
     return decision(code, ZERO, reason, deadline=deadline)
 
 

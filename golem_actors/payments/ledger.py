@@ -1,7 +1,7 @@
 """The requestor's books: which debit notes and invoices to accept, and how much is committed.
 
 Pure policy: no I/O, no threads, no clock reads. The caller passes ``now`` (a timezone-aware
-``datetime``), asks for a :class:`Decision`, journals and sends it, then applies it with the
+``datetime``), asks for a :class:`PaymentDecision`, journals and sends it, then applies it with the
 matching ``record_*`` method. Deciding never changes the books, so a decision that was never
 journaled costs nothing, and replaying a journal through the ``record_*`` methods rebuilds them.
 Record each accepted decision before deciding the next one: the budget check only sees what was
@@ -31,9 +31,9 @@ from types import MappingProxyType
 from golem_actors.payments.decisions import (
     Code,
     DebitNoteIn,
-    Decision,
     InvoiceIn,
     InvoiceState,
+    PaymentDecision,
     Totals,
     check_refusal,
     decision,
@@ -174,7 +174,7 @@ class PaymentLedger:
 
     # -- decisions ---------------------------------------------------------------------------
 
-    def decide_debit_note(self, note: DebitNoteIn, now: dt.datetime) -> Decision:
+    def decide_debit_note(self, note: DebitNoteIn, now: dt.datetime) -> PaymentDecision:
         """Accept a debit note, or say why not. Never changes the books."""
         _check_time("now", now)
         books = self._agreements.get(note.agreement_id)
@@ -200,7 +200,7 @@ class PaymentLedger:
         why = f"{glm(note.amount)} GLM is within the agreed prices (max {glm(bound)} GLM)"
         return decision(Code.ACCEPTED, note.amount, why, increase, deadline)
 
-    def decide_invoice(self, invoice: InvoiceIn, now: dt.datetime) -> Decision:
+    def decide_invoice(self, invoice: InvoiceIn, now: dt.datetime) -> PaymentDecision:
         """Accept an invoice exactly once, in full, or say why not. Never changes the books."""
         _check_time("now", now)
         books = self._agreements.get(invoice.agreement_id)

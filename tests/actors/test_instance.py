@@ -32,7 +32,7 @@ from golem_actors.payments.messages import (
     RegisterAgreement,
 )
 from golem_actors.policy.lifecycle import ALLOWED, ServiceState
-from golem_actors.policy.restart import Backoff, ExitReason, SupervisorPolicy
+from golem_actors.policy.supervision import Backoff, ExitReason, SupervisorPolicy
 from golem_actors.service import ServiceActor, ServiceHandle
 from golem_actors.yagna.models import Proposal
 from tests.actors.actor_harness import (

@@ -21,7 +21,7 @@ from golem_actors.actors.market import (
 )
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.task_worker import TaskWorker, WorkerConfig, WorkerExited
-from golem_actors.policy.restart import ExitReason
+from golem_actors.policy.supervision import ExitReason
 from golem_actors.service import ServiceActor, ServiceHandle
 from golem_actors.yagna.models.market import Proposal
 from golem_actors.yagna.testing import MockYagna

@@ -20,7 +20,7 @@ from golem_actors import (
 )
 from golem_actors.events import AgreementApproved, AgreementTerminated, Event, InvoiceAccepted
 from golem_actors.localnet.network import LocalNet
-from golem_actors.policy.restart import Backoff, RestartIntensity, Strategy
+from golem_actors.policy.supervision import Backoff, RestartIntensity, Strategy
 from golem_actors.service import ServiceHandle
 from golem_actors.yagna import ApiConfig, YagnaClient
 from tests.waiting import wait_for

@@ -19,7 +19,7 @@ from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopCluster, StopOne
 from golem_actors.events import InstanceRestarting, InstanceSpawned, SupervisorEscalated
 from golem_actors.policy.lifecycle import ServiceState
-from golem_actors.policy.restart import (
+from golem_actors.policy.supervision import (
     Backoff,
     ExitReason,
     RestartIntensity,

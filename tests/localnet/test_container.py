@@ -28,7 +28,7 @@ import pytest
 
 from golem_actors.localnet import channel
 from golem_actors.localnet.batches import Batch, CommandState
-from golem_actors.localnet.runtime import Runtime, RuntimeSettings
+from golem_actors.localnet.runtime import ActivityRuntime, RuntimeSettings
 from golem_actors.localnet.sandbox import Limits, RunResult, Sandbox, SandboxError
 from golem_actors.yagna.models import Agreement, Demand, Offer
 from tests.localnet.test_sandbox import running, sh, until
@@ -267,7 +267,7 @@ def an_agreement() -> Agreement:
     )
 
 
-def execute(runtime: Runtime, *commands: dict[str, Any]) -> list[CommandState]:
+def execute(runtime: ActivityRuntime, *commands: dict[str, Any]) -> list[CommandState]:
     batch = Batch(f"b{time.monotonic_ns()}", list(commands))
     states = []
     for index, command in enumerate(commands):
@@ -283,10 +283,10 @@ def run_sh(script: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
+def runtime(tmp_path: Path) -> Iterator[ActivityRuntime]:
     settings = RuntimeSettings(tmp_path / "activities", lambda _package: None, 10.0)
     states: list[str] = []
-    made = Runtime(
+    made = ActivityRuntime(
         tmp_path / "activities" / "act-1",
         an_agreement(),
         settings,
@@ -299,7 +299,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
     made.destroy()
 
 
-def test_exescript_start_terminate_and_destroy_own_the_container(runtime: Runtime) -> None:
+def test_exescript_start_terminate_and_destroy_own_the_container(runtime: ActivityRuntime) -> None:
     deploy: dict[str, Any] = {"deploy": {}}
     start: dict[str, Any] = {"start": {}}
     ok = [True] * 4

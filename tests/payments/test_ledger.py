@@ -15,7 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golem_actors.payments.decisions import Code, DebitNoteIn, Decision, InvoiceIn, InvoiceState
+from golem_actors.payments.decisions import (
+    Code,
+    DebitNoteIn,
+    InvoiceIn,
+    InvoiceState,
+    PaymentDecision,
+)
 from golem_actors.payments.ledger import PaymentLedger
 from golem_actors.payments.terms import Grace, Terms, parse_usage
 from golem_actors.policy.pricing import CPU_SEC, DURATION_SEC
@@ -90,7 +96,7 @@ def honest(note_id: str, t: float, cpu: str = "0", activity: str = "a1") -> Debi
     return note(note_id, cost(duration, cpu), t, (duration, cpu), activity=activity)
 
 
-def apply_note(books: PaymentLedger, n: DebitNoteIn, t: float) -> Decision:
+def apply_note(books: PaymentLedger, n: DebitNoteIn, t: float) -> PaymentDecision:
     """What the payment actor does: decide, then record the decision."""
     decision = books.decide_debit_note(n, at(t))
     if decision.accept:
@@ -100,7 +106,7 @@ def apply_note(books: PaymentLedger, n: DebitNoteIn, t: float) -> Decision:
     return decision
 
 
-def apply_invoice(books: PaymentLedger, invoice: InvoiceIn, t: float) -> Decision:
+def apply_invoice(books: PaymentLedger, invoice: InvoiceIn, t: float) -> PaymentDecision:
     decision = books.decide_invoice(invoice, at(t))
     if decision.accept:
         books.record_invoice_accepted(invoice)
@@ -640,7 +646,7 @@ def honest_runs(draw: st.DrawFn) -> HonestRun:
     return HonestRun(agreements, activities, events, total)
 
 
-def replay(run: HonestRun, budget: Decimal) -> tuple[PaymentLedger, list[Decision]]:
+def replay(run: HonestRun, budget: Decimal) -> tuple[PaymentLedger, list[PaymentDecision]]:
     books = PaymentLedger(budget)
     for agreement_id, (t_terms, approved, _end) in run.agreements.items():
         books.record_agreement(agreement_id, t_terms, at(approved))

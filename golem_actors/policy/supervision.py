@@ -25,8 +25,8 @@ __all__ = [
     "Backoff",
     "Blacklist",
     "ChildRecord",
-    "Decision",
     "ExitReason",
+    "RestartDecision",
     "RestartIntensity",
     "RestartType",
     "Strategy",
@@ -303,13 +303,13 @@ class SupervisorState:
 class Action(enum.Enum):
     """What the supervisor does about an ended child."""
 
-    RESTART = "restart"  # start ``Decision.restart`` again after ``Decision.delay_s``
+    RESTART = "restart"  # start ``RestartDecision.restart`` again after ``RestartDecision.delay_s``
     STOP_CHILD = "stop_child"  # leave the child stopped; the rest of the cluster carries on
-    ESCALATE = "escalate"  # stop the whole cluster and report ``Decision.reason`` upwards
+    ESCALATE = "escalate"  # stop the whole cluster and report ``RestartDecision.reason`` upwards
 
 
 @dataclass(frozen=True)
-class Decision:
+class RestartDecision:
     """The outcome of one failure, and the state to store for the next one."""
 
     action: Action
@@ -337,7 +337,7 @@ def decide(
     now: float,
     rand: Callable[[], float],
     provider: str | None = None,
-) -> Decision:
+) -> RestartDecision:
     """Decide what happens after ``child`` ended for ``reason`` at ``now``.
 
     ``provider`` is the provider the child's agreement was with, if it got that far. After an
@@ -358,14 +358,14 @@ def decide(
     state = replace(state, blacklist=blacklist)
 
     if state.escalated is not None:
-        return Decision(Action.ESCALATE, state, blacklisted=newly, reason=state.escalated)
+        return RestartDecision(Action.ESCALATE, state, blacklisted=newly, reason=state.escalated)
 
     if not _restarts(policy.restart_type, reason):
         why = (
             f"{policy.service}: {child} ended ({reason.value}) and is "
             f"{policy.restart_type.value}: not restarted"
         )
-        return Decision(
+        return RestartDecision(
             Action.STOP_CHILD, state.child_removed(child), blacklisted=newly, reason=why
         )
 
@@ -377,7 +377,7 @@ def decide(
             f"(last: {child} ended with {reason.value})"
         )
         escalated = replace(state, intensity=intensity, escalated=why)
-        return Decision(Action.ESCALATE, escalated, blacklisted=newly, reason=why)
+        return RestartDecision(Action.ESCALATE, escalated, blacklisted=newly, reason=why)
 
     record = state.children.get(child, ChildRecord())
     stable = (
@@ -400,6 +400,6 @@ def decide(
         f"of {len(targets)} child(ren) in {delay:.3g} s"
     )
     new_state = replace(state, intensity=intensity, children=children)
-    return Decision(
+    return RestartDecision(
         Action.RESTART, new_state, restart=targets, delay_s=delay, blacklisted=newly, reason=why
     )

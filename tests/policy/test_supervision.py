@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from golem_actors.policy.restart import (
+from golem_actors.policy.supervision import (
     Action,
     Backoff,
     Blacklist,
     ChildRecord,
-    Decision,
     ExitReason,
+    RestartDecision,
     RestartIntensity,
     RestartType,
     Strategy,
@@ -63,7 +63,7 @@ def fail(
     reason: ExitReason = ExitReason.RUN_FAILED,
     now: float = 1.0,
     provider: str | None = None,
-) -> Decision:
+) -> RestartDecision:
     return decide(p, state, child=child, reason=reason, now=now, rand=zero, provider=provider)
 
 
