@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
     from golem_actors.actors.context import InstanceStoppingError, WorkContext
-    from golem_actors.errors import GolemActorsError
+    from golem_actors.errors import ArgumentError, GolemActorsError
     from golem_actors.events import Event, EventBus
     from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
     from golem_actors.extras import MissingExtraError
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 # Exports load on first use: `golem_actors.localnet` (run in every provider process) and the
 # yagna client must not pay for importing the whole actor runtime.
 _EXPORTS = {
+    "ArgumentError": "golem_actors.errors",
     "BudgetSpentError": "golem_actors.session_budget",
     "GolemActorsError": "golem_actors.errors",
     "PayloadError": "golem_actors.policy.payload",
@@ -128,6 +129,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivityGoneError",
+    "ArgumentError",
     "Backoff",
     "BatchResult",
     "BatchTimeoutError",

@@ -8,8 +8,15 @@ This module imports nothing: every layer, the yagna client and localnet included
 
 from __future__ import annotations
 
-__all__ = ["GolemActorsError"]
+__all__ = ["ArgumentError", "GolemActorsError"]
 
 
 class GolemActorsError(Exception):
     """Base of every error raised by golem_actors."""
+
+
+class ArgumentError(GolemActorsError, ValueError):
+    """A bad argument or setting; the message names it, the bound it breaks and the value given.
+
+    Raised by :mod:`golem_actors.arguments`; a ``ValueError``, as the checks it replaced raised.
+    """
