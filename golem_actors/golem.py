@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import Any, Self, TypedDict
 
 import pykka
 
+from golem_actors import arguments
 from golem_actors.actors.agreement import AgreementEventsActor
 from golem_actors.actors.instance import InstanceConfig
 from golem_actors.actors.market import MarketActor
@@ -236,12 +236,10 @@ class Golem:
         if not (isinstance(service_cls, type) and issubclass(service_cls, ServiceActor)):
             raise GolemError(f"{service_cls!r} is not a ServiceActor subclass")
         service_cls.validate()
-        if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
-            raise GolemError(f"instances must be a whole number >= 1, got {instances!r}")
+        arguments.whole("instances", instances, ge=1, error=GolemError)
         if params is not None and len(params) != instances:
             raise GolemError(f"{len(params)} params given for {instances} instances")
-        if not (math.isfinite(health_interval_s) and health_interval_s > 0):
-            raise GolemError(f"health_interval_s must be positive, got {health_interval_s}")
+        arguments.number("health_interval_s", health_interval_s, gt=0, error=GolemError)
         name = service_cls.__name__
         key = self._publish_demand(name, payload or service_cls.payload or VmPayload())
         restart_type = service_cls.restart_type or RestartType.PERMANENT

@@ -14,13 +14,13 @@ terminate their own agreements), then:
 from __future__ import annotations
 
 import logging
-import math
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 import pykka
 
+from golem_actors import arguments
 from golem_actors.actors.runtime import Runtime
 from golem_actors.journal import Journal
 from golem_actors.payments.decisions import Totals
@@ -60,13 +60,7 @@ def sweep(rt: Runtime, journal: Journal | None, payments: pykka.ActorRef[Any] | 
 
 def settle_seconds(value: object) -> float:
     """How long ``settle`` may wait (a ``Golem`` setting); a ``ValueError`` names a bad one."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and value >= 0)
-    ):
-        raise ValueError(f"settle_timeout_s must be a number of seconds >= 0, got {value!r}")
-    return float(value)
+    return arguments.number("settle_timeout_s", value, ge=0)
 
 
 def settle(payments: pykka.ActorRef[Any] | None, timeout_s: float) -> Totals | None:

@@ -91,8 +91,8 @@ def test_bad_fault_plans() -> None:
             r"debit_note_interval_s \(120\) must not exceed the expiration",
         ),
         ({"scorer": "cheapest"}, "scorer must have a score"),
-        ({"settle_timeout_s": -1}, "settle_timeout_s must be a number of seconds >= 0"),
-        ({"settle_timeout_s": float("nan")}, "settle_timeout_s must be a number of seconds >= 0"),
+        ({"settle_timeout_s": -1}, "settle_timeout_s must be a finite number >= 0"),
+        ({"settle_timeout_s": float("nan")}, "settle_timeout_s must be a finite number >= 0"),
     ],
 )
 def test_bad_session_settings(settings: dict[str, Any], problem: str) -> None:
@@ -142,11 +142,11 @@ def test_a_journal_from_a_newer_version_stops_the_start(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
-        (["--duration", "-5"], "--duration: must be a positive number of seconds"),
-        (["--duration", "nan"], "--duration: must be a positive number of seconds"),
+        (["--duration", "-5"], "--duration: seconds must be a finite number > 0"),
+        (["--duration", "nan"], "--duration: seconds must be a finite number > 0"),
         (["--duration", "soon"], "--duration: expected a number of seconds"),
-        (["-n", "0"], "must be at least 1"),
-        (["--metrics-port", "70000"], "a port is 0..65535"),
+        (["-n", "0"], "count must be a whole number >= 1"),
+        (["--metrics-port", "70000"], "port must be a whole number within [0, 65535]"),
     ],
 )
 def test_bad_cli_arguments_are_usage_errors(
@@ -166,7 +166,7 @@ def test_bad_cli_arguments_are_usage_errors(
         (["--subnet", "pub lic"], "subnet must be a plain word"),
         (["--payment-platform", "a b"], "payment_platform must be a plain word"),
         (["--param", "novalue"], "--param takes KEY=VALUE"),
-        (["--max-restarts", "-1"], "max_restarts must be >= 0"),
+        (["--max-restarts", "-1"], "max_restarts must be a whole number >= 0"),
     ],
 )
 def test_bad_cli_values_are_named_before_yagna_is_asked(
@@ -230,7 +230,7 @@ def test_run_service_refuses_bad_input_before_any_agreement(
             (lambda: golem.run_service(heartbeat, payload="vm"), "must be a VmPayload"),  # type: ignore[arg-type]
             (
                 lambda: golem.run_service(heartbeat, health_interval_s=0),
-                "health_interval_s must be positive",
+                "health_interval_s must be a finite number > 0",
             ),
         ]
         for bad, problem in cases:

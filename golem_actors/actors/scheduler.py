@@ -32,6 +32,8 @@ from typing import Any, Protocol
 
 import pykka
 
+from golem_actors import arguments
+
 __all__ = [
     "ManualScheduler",
     "Recipient",
@@ -105,8 +107,7 @@ def jittered_first_delay(period_s: float, key: object) -> float:
     Instances started together would otherwise tick together forever: one shared thread then
     runs a backlog every period (0.5 s at 3,000 aligned ticks, pykka-scale.md table 3).
     """
-    if not (math.isfinite(period_s) and period_s > 0):
-        raise ValueError(f"period_s must be > 0, got {period_s!r}")
+    arguments.number("period_s", period_s, gt=0)
     digest = hashlib.blake2b(str(key).encode(), digest_size=8).digest()
     return period_s * (int.from_bytes(digest, "big") / 2**64)
 
@@ -183,10 +184,8 @@ class Scheduler:
         With ``period_s``, again every ``period_s`` after that, on a fixed grid. Any timer
         ``ref`` already has under ``key`` is cancelled first.
         """
-        if not (math.isfinite(delay_s) and delay_s >= 0):
-            raise ValueError(f"delay_s must be >= 0, got {delay_s!r}")
-        if period_s is not None and not (math.isfinite(period_s) and period_s > 0):
-            raise ValueError(f"period_s must be > 0, got {period_s!r}")
+        arguments.number("delay_s", delay_s, ge=0)
+        arguments.optional_number("period_s", period_s, gt=0)
         hash(key)  # an unhashable key fails here, in the caller's thread
         with self._cond:
             if self._stopped:
@@ -364,8 +363,7 @@ class ManualScheduler(Scheduler):
     """
 
     def __init__(self, *, start_at: float = 0.0) -> None:
-        if not math.isfinite(start_at):
-            raise ValueError(f"start_at must be finite, got {start_at!r}")
+        arguments.number("start_at", start_at)
         self._manual_now = start_at
         super().__init__(clock=self._read_manual_clock, name="manual-timers")
 
@@ -383,8 +381,7 @@ class ManualScheduler(Scheduler):
 
         A tick whose actor turned out dead counts too (as a dead letter).
         """
-        if not (math.isfinite(seconds) and seconds >= 0):
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        arguments.number("seconds", seconds, ge=0)
         told = 0
         with self._cond:
             target = self._manual_now + seconds

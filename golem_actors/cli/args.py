@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import math
+
+from golem_actors import arguments
 
 __all__ = ["port", "positive_int", "seconds"]
 
@@ -13,9 +14,7 @@ def port(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:  # noqa: PLR2004
-        raise argparse.ArgumentTypeError(f"a port is 0..65535, got {value}")
-    return value
+    return arguments.whole("port", value, ge=0, le=65535, error=argparse.ArgumentTypeError)
 
 
 def seconds(text: str) -> float:
@@ -23,9 +22,7 @@ def seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
+    return arguments.number("seconds", value, gt=0, error=argparse.ArgumentTypeError)
 
 
 def positive_int(text: str) -> int:
@@ -33,6 +30,4 @@ def positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return arguments.whole("count", value, ge=1, error=argparse.ArgumentTypeError)

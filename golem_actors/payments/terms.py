@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from types import MappingProxyType
 
+from golem_actors import arguments
 from golem_actors.policy.negotiation import agreed_terms
 from golem_actors.policy.pricing import CPU_SEC, DURATION_SEC
 from golem_actors.yagna.models import Agreement
@@ -81,17 +82,10 @@ class Terms:
                     "may be priced, other counters have no upper bound to check a bill against"
                 )
         check_money("start_price", self.start_price)
-        if isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int):
-            raise TypeError(f"cpu_threads must be an int, got {self.cpu_threads!r}")
-        if self.cpu_threads < 1:
-            raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
-        for name, value in (
-            ("debit_note_interval_s", self.debit_note_interval_s),
-            ("accept_timeout_s", self.accept_timeout_s),
-            ("payment_timeout_s", self.payment_timeout_s),
-        ):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        arguments.whole("cpu_threads", self.cpu_threads, ge=1)
+        arguments.optional_number("debit_note_interval_s", self.debit_note_interval_s, gt=0)
+        arguments.optional_number("accept_timeout_s", self.accept_timeout_s, gt=0)
+        arguments.optional_number("payment_timeout_s", self.payment_timeout_s, gt=0)
 
     def price(self, counter: str) -> Decimal:
         return self.prices.get(counter, ZERO)
@@ -144,13 +138,9 @@ class Grace:
     extra_notes: int = 2
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.seconds) and self.seconds >= 0):
-            raise ValueError(f"grace seconds must be >= 0, got {self.seconds!r}")
+        arguments.number("Grace.seconds", self.seconds, ge=0)
         check_money("grace amount", self.amount)
-        if isinstance(self.extra_notes, bool) or not isinstance(self.extra_notes, int):
-            raise TypeError(f"extra_notes must be an int, got {self.extra_notes!r}")
-        if self.extra_notes < 0:
-            raise ValueError(f"extra_notes must be >= 0, got {self.extra_notes}")
+        arguments.whole("Grace.extra_notes", self.extra_notes, ge=0)
 
 
 def parse_usage(raw: object) -> tuple[Decimal, ...] | None:

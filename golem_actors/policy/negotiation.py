@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from golem_actors import arguments
 from golem_actors.errors import GolemActorsError
 from golem_actors.policy.demand import (
     ACCEPT_TIMEOUT,
@@ -77,14 +78,7 @@ class TermRange:
 
     def __post_init__(self) -> None:
         for side in ("min", "max"):
-            value = getattr(self, side)
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
-                raise ValueError(f"TermRange.{side} must be a positive number or None: {value!r}")
+            arguments.optional_number(f"TermRange.{side}", getattr(self, side), gt=0)
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"TermRange is empty: min={self.min} > max={self.max}")
 

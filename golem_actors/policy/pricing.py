@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 from typing import Any, Final
 
+from golem_actors import arguments
 from golem_actors.errors import GolemActorsError
 
 __all__ = [
@@ -176,15 +177,8 @@ class LinearPricing:
         (storage, memory) cannot be bounded by time, so a priced one must be given in
         ``other_usage``; a free one (price 0) needs nothing.
         """
-        if (
-            isinstance(duration_s, bool)
-            or not isinstance(duration_s, int | float)
-            or not math.isfinite(duration_s)
-            or duration_s < 0
-        ):
-            raise PricingError(f"duration_s must be a finite number >= 0, got {duration_s!r}")
-        if isinstance(cpu_threads, bool) or not isinstance(cpu_threads, int) or cpu_threads < 1:
-            raise PricingError(f"cpu_threads must be an integer >= 1, got {cpu_threads!r}")
+        arguments.number("duration_s", duration_s, ge=0, error=PricingError)
+        arguments.whole("cpu_threads", cpu_threads, ge=1, error=PricingError)
         given = dict(other_usage or {})
         for counter in (DURATION_SEC, CPU_SEC):
             if counter in given:

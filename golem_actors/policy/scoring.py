@@ -14,12 +14,12 @@ among the drafts of every demand.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Protocol
 
+from golem_actors import arguments
 from golem_actors.policy.pricing import (
     CPU_SEC,
     DURATION_SEC,
@@ -54,16 +54,9 @@ class Score:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if self.value is None:
-            if not self.reason:
-                raise ValueError("a rejecting Score needs a reason")
-        elif (
-            isinstance(self.value, bool)
-            or not isinstance(self.value, int | float)
-            or not math.isfinite(self.value)
-            or self.value <= 0
-        ):
-            raise ValueError(f"Score.value must be a finite number > 0 or None, got {self.value!r}")
+        arguments.optional_number("Score.value", self.value, gt=0)
+        if self.value is None and not self.reason:
+            raise ValueError("a rejecting Score needs a reason")
 
     @property
     def accepted(self) -> bool:
@@ -114,9 +107,7 @@ class LeastExpensiveLinearPayu:
                 raise ValueError(f"max_price_for keys must be counter names, got {counter!r}")
             caps[counter] = _cap(price, f"max_price_for[{counter!r}]")
         object.__setattr__(self, "max_price_for", caps)
-        t = self.expected_time_s
-        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t <= 0:
-            raise ValueError(f"expected_time_s must be a positive number, got {t!r}")
+        arguments.number("expected_time_s", self.expected_time_s, gt=0)
 
     def score(self, offer_properties: Mapping[str, Any], provider_id: str) -> Score:  # noqa: ARG002 - the protocol passes it for scorers that judge providers
         scheme = offer_properties.get(SCHEME)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from golem_actors import arguments
+
 __all__ = [
     "Action",
     "Backoff",
@@ -74,11 +76,6 @@ class ExitReason(enum.Enum):
 _NORMAL_REASONS = frozenset({ExitReason.NORMAL, ExitReason.SHUTDOWN})
 
 
-def _check_time(name: str, value: float) -> None:
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-
-
 @dataclass(frozen=True)
 class RestartIntensity:
     """OTP's restart intensity: more than ``max_restarts`` within ``period_s`` means give up.
@@ -93,16 +90,14 @@ class RestartIntensity:
     restarts: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.max_restarts < 0:
-            raise ValueError(f"RestartIntensity.max_restarts must be >= 0, got {self.max_restarts}")
-        if not (math.isfinite(self.period_s) and self.period_s > 0):
-            raise ValueError(f"RestartIntensity.period_s must be > 0, got {self.period_s!r}")
+        arguments.whole("RestartIntensity.max_restarts", self.max_restarts, ge=0)
+        arguments.number("RestartIntensity.period_s", self.period_s, gt=0)
         if any(b < a for a, b in zip(self.restarts, self.restarts[1:], strict=False)):
             raise ValueError("RestartIntensity.restarts must be in time order")
 
     def count(self, now: float) -> int:
         """How many restarts fall within the window ending at ``now``."""
-        _check_time("now", now)
+        arguments.number("now", now)
         threshold = now - self.period_s
         return sum(1 for t in self.restarts if t > threshold)
 
@@ -112,7 +107,7 @@ class RestartIntensity:
 
     def record(self, now: float) -> RestartIntensity:
         """This window with one more restart at ``now``; restarts that aged out are dropped."""
-        _check_time("now", now)
+        arguments.number("now", now)
         if self.restarts and now < self.restarts[-1]:
             raise ValueError(
                 f"now ({now}) is earlier than the last restart ({self.restarts[-1]}): "
@@ -144,18 +139,11 @@ class Backoff:
     reset_after_s: float | None = None
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.min_s) and self.min_s >= 0):
-            raise ValueError(f"Backoff.min_s must be >= 0, got {self.min_s!r}")
-        if not (math.isfinite(self.max_s) and self.max_s >= self.min_s):
-            raise ValueError(f"Backoff.max_s must be >= min_s ({self.min_s}), got {self.max_s!r}")
-        if not (math.isfinite(self.factor) and self.factor >= 1):
-            raise ValueError(f"Backoff.factor must be >= 1, got {self.factor!r}")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"Backoff.jitter must be within [0, 1], got {self.jitter!r}")
-        if self.reset_after_s is not None and not (
-            math.isfinite(self.reset_after_s) and self.reset_after_s > 0
-        ):
-            raise ValueError(f"Backoff.reset_after_s must be > 0, got {self.reset_after_s!r}")
+        arguments.number("Backoff.min_s", self.min_s, ge=0)
+        arguments.number("Backoff.max_s", self.max_s, ge=self.min_s)
+        arguments.number("Backoff.factor", self.factor, ge=1)
+        arguments.number("Backoff.jitter", self.jitter, ge=0, le=1)
+        arguments.optional_number("Backoff.reset_after_s", self.reset_after_s, gt=0)
 
     @property
     def effective_reset_after_s(self) -> float:
@@ -166,8 +154,7 @@ class Backoff:
 
     def base_delay(self, attempt: int) -> float:
         """The un-jittered delay before restart number ``attempt`` (1-based)."""
-        if attempt < 1:
-            raise ValueError(f"attempt must be >= 1, got {attempt}")
+        arguments.whole("attempt", attempt, ge=1)
         if self.min_s == 0:
             return 0.0
         if self.factor == 1:
@@ -180,9 +167,7 @@ class Backoff:
 
     def delay(self, attempt: int, rand: Callable[[], float]) -> float:
         """Seconds to wait before restart number ``attempt``: in ``[min_s, max_s*(1+jitter)]``."""
-        r = rand()
-        if not 0 <= r <= 1:
-            raise ValueError(f"rand() must return a number within [0, 1], got {r!r}")
+        r = arguments.number("rand()", rand(), ge=0, le=1)
         return self.base_delay(attempt) * (1 + self.jitter * r)
 
 
@@ -198,32 +183,31 @@ class Blacklist:
     entries: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.ttl_s) and self.ttl_s > 0):
-            raise ValueError(f"Blacklist.ttl_s must be > 0, got {self.ttl_s!r}")
+        arguments.number("Blacklist.ttl_s", self.ttl_s, gt=0)
         # Own a read-only copy: the value must not change under whoever stores it.
         object.__setattr__(self, "entries", MappingProxyType(dict(self.entries)))
 
     def contains(self, provider: str, now: float) -> bool:
         """Whether ``provider`` is still blacklisted at ``now``."""
-        _check_time("now", now)
+        arguments.number("now", now)
         expiry = self.entries.get(provider)
         return expiry is not None and now < expiry
 
     def active(self, now: float) -> frozenset[str]:
         """Every provider still blacklisted at ``now``."""
-        _check_time("now", now)
+        arguments.number("now", now)
         return frozenset(p for p, expiry in self.entries.items() if now < expiry)
 
     def prune(self, now: float) -> Blacklist:
         """This blacklist without the entries that expired by ``now``."""
-        _check_time("now", now)
+        arguments.number("now", now)
         return replace(self, entries={p: e for p, e in self.entries.items() if now < e})
 
     def add(self, provider: str, now: float) -> Blacklist:
         """Blacklist ``provider`` from ``now`` for ``ttl_s`` (a second failure extends it)."""
         if not provider:
             raise ValueError("provider must be a non-empty provider id")
-        _check_time("now", now)
+        arguments.number("now", now)
         entries = {p: e for p, e in self.entries.items() if now < e}
         entries[provider] = max(entries.get(provider, now), now + self.ttl_s)
         return replace(self, entries=entries)
@@ -248,10 +232,7 @@ class SupervisorPolicy:
     service: str = "service"  # names the cluster in escalation reasons and logs
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.blacklist_ttl_s) and self.blacklist_ttl_s > 0):
-            raise ValueError(
-                f"SupervisorPolicy.blacklist_ttl_s must be > 0, got {self.blacklist_ttl_s!r}"
-            )
+        arguments.number("SupervisorPolicy.blacklist_ttl_s", self.blacklist_ttl_s, gt=0)
         if not self.service:
             raise ValueError("SupervisorPolicy.service must be a non-empty name")
 
@@ -291,7 +272,7 @@ class SupervisorState:
         """
         if not child:
             raise ValueError("child must be a non-empty child id")
-        _check_time("now", now)
+        arguments.number("now", now)
         record = self.children.get(child, ChildRecord())
         return replace(self, children={**self.children, child: replace(record, started_at=now)})
 
@@ -347,7 +328,7 @@ def decide(
     """
     if not child:
         raise ValueError("child must be a non-empty child id")
-    _check_time("now", now)
+    arguments.number("now", now)
 
     blacklist = state.blacklist.prune(now)
     newly: frozenset[str] = frozenset()

@@ -18,11 +18,12 @@ Tasks are numbered ``0 .. count-1``; the book never sees their data.
 from __future__ import annotations
 
 import enum
-import math
 import statistics
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from golem_actors import arguments
 
 __all__ = [
     "Attempt",
@@ -46,12 +47,6 @@ class FailureKind(enum.Enum):
         return self in (FailureKind.PROVIDER, FailureKind.TIMEOUT)
 
 
-def _positive(name: str, value: float, *, zero: bool = False) -> None:
-    ok = math.isfinite(value) and (value >= 0 if zero else value > 0)
-    if not ok:
-        raise ValueError(f"{name} must be {'>= 0' if zero else '> 0'}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class TaskPolicy:
     """How hard a run tries; every field is checked on construction."""
@@ -65,14 +60,12 @@ class TaskPolicy:
     same_provider_after_s: float = 30.0  # a retry waits this long for a different provider
 
     def __post_init__(self) -> None:
-        for name in ("max_retries", "blacklist_after", "max_parallel_attempts"):
-            value = getattr(self, name)
-            minimum = 0 if name == "max_retries" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-        _positive("speculate_after_s", self.speculate_after_s, zero=True)
-        _positive("speculate_factor", self.speculate_factor, zero=True)
-        _positive("same_provider_after_s", self.same_provider_after_s, zero=True)
+        arguments.whole("max_retries", self.max_retries, ge=0)
+        arguments.whole("blacklist_after", self.blacklist_after, ge=1)
+        arguments.whole("max_parallel_attempts", self.max_parallel_attempts, ge=1)
+        arguments.number("speculate_after_s", self.speculate_after_s, ge=0)
+        arguments.number("speculate_factor", self.speculate_factor, ge=0)
+        arguments.number("same_provider_after_s", self.same_provider_after_s, ge=0)
 
 
 @dataclass(frozen=True)
@@ -117,8 +110,7 @@ class TaskBook:
     """Pending, running and finished tasks of one run."""
 
     def __init__(self, count: int, policy: TaskPolicy | None = None) -> None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"count must be a whole number >= 0, got {count!r}")
+        arguments.whole("count", count, ge=0)
         self.policy = policy or TaskPolicy()
         self._tasks = [_Task() for _ in range(count)]
         self._pending: deque[int] = deque(range(count))

@@ -7,27 +7,13 @@ read it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
+from golem_actors import arguments
 from golem_actors.policy.task_book import TaskPolicy
 from golem_actors.tasks.model import TaskDefinitionError
 
 __all__ = ["TaskOptions"]
-
-
-def _whole(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise TaskDefinitionError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-
-
-def _seconds(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise TaskDefinitionError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,11 +30,10 @@ class TaskOptions:
     name: str = "tasks"  # names the run's demand and its workers' group
 
     def __post_init__(self) -> None:
-        _whole("max_workers", self.max_workers, 1)
-        _seconds("task_timeout", self.task_timeout)
-        if self.timeout is not None:
-            _seconds("timeout", self.timeout)
-        _whole("batch_size", self.batch_size, 1)
+        arguments.whole("max_workers", self.max_workers, ge=1, error=TaskDefinitionError)
+        arguments.number("task_timeout", self.task_timeout, gt=0, error=TaskDefinitionError)
+        arguments.optional_number("timeout", self.timeout, gt=0, error=TaskDefinitionError)
+        arguments.whole("batch_size", self.batch_size, ge=1, error=TaskDefinitionError)
         if self.policy is not None and not isinstance(self.policy, TaskPolicy):
             raise TaskDefinitionError(f"policy must be a TaskPolicy, got {self.policy!r}")
         if self.progress is not None and not isinstance(self.progress, bool):

@@ -57,7 +57,7 @@ def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit) as exit_:
         main(["run", "x.py:S", "-n", "0"])
     assert exit_.value.code == 2
-    assert "must be at least 1" in capsys.readouterr().err
+    assert "count must be a whole number >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.yagna

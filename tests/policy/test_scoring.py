@@ -104,8 +104,8 @@ def test_caps_on_counters_an_offer_does_not_bill_are_ignored():
         ({"max_price_for": {CPU_SEC: Decimal("-0.1")}}, "max_price_for"),
         ({"max_price_for": {"": Decimal(1)}}, "max_price_for keys"),
         ({"max_price_for": [CPU_SEC]}, "max_price_for must map"),
-        ({"expected_time_s": 0}, "expected_time_s must be a positive number"),
-        ({"expected_time_s": float("inf")}, "expected_time_s must be a positive number"),
+        ({"expected_time_s": 0}, "expected_time_s must be a finite number > 0"),
+        ({"expected_time_s": float("inf")}, "expected_time_s must be a finite number > 0"),
     ],
 )
 def test_bad_scorer_settings_are_refused(kwargs, problem):

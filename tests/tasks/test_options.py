@@ -23,9 +23,9 @@ NOWHERE = ApiConfig(app_key="k", api_url="http://127.0.0.1:9")
     [
         ("max_workers", 0, "max_workers must be a whole number >= 1"),
         ("max_workers", True, "max_workers must be a whole number >= 1"),
-        ("task_timeout", 0, "task_timeout must be a positive number of seconds"),
-        ("task_timeout", float("nan"), "task_timeout must be a positive number of seconds"),
-        ("timeout", -1.0, "timeout must be a positive number of seconds"),
+        ("task_timeout", 0, "task_timeout must be a finite number > 0"),
+        ("task_timeout", float("nan"), "task_timeout must be a finite number > 0"),
+        ("timeout", -1.0, "timeout must be a finite number > 0 or None"),
         ("max_retries", -1, "max_retries must be a whole number >= 0"),
         ("batch_size", 2.5, "batch_size must be a whole number >= 1"),
         ("policy", "fast", "policy must be a TaskPolicy"),
