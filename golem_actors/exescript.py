@@ -21,6 +21,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from golem_actors import arguments
 from golem_actors.errors import GolemActorsError
 from golem_actors.yagna.models import CommandResult
 
@@ -44,8 +45,8 @@ Output = str | bytes | None
 
 
 def _int(where: str, value: int | None, minimum: int = 1) -> None:
-    if value is not None and (type(value) is not int or value < minimum):  # bool is no int here
-        raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    if value is not None:
+        arguments.whole(where, value, ge=minimum)
 
 
 def _strings(where: str, values: Iterable[object]) -> list[str]:

@@ -232,8 +232,8 @@ def test_indexes_and_labels() -> None:
         (lambda: Capture(head=1, tail=2), "one of head/tail/headTail"),
         (lambda: Capture(stream=True, head=5), "one of head/tail/headTail"),
         (lambda: Capture(limit=5), "stream limit"),
-        (lambda: Capture(head=0), "capture head must be an integer >= 1"),
-        (lambda: Capture(tail=cast("int", 1.5)), "capture tail must be an integer"),
+        (lambda: Capture(head=0), "capture head must be a whole number >= 1"),
+        (lambda: Capture(tail=cast("int", 1.5)), "capture tail must be a whole number"),
         (
             lambda: Script().transfer("file:///etc/passwd", "container:/golem/input/x"),
             "transfer from: 'file:///etc/passwd' needs a scheme of container, http",
@@ -256,7 +256,7 @@ def test_indexes_and_labels() -> None:
         (lambda: Script().transfer("http://a/x", "https://b/y"), "needs a container: side"),
         (
             lambda: Script().transfer("http://a/x", "container:/in", depth=-1),
-            "transfer depth must be an integer >= 0",
+            "transfer depth must be a whole number >= 0",
         ),
         (lambda: Script().transfer("http://a/x", "container:/in", fmt=""), "transfer format"),
         (

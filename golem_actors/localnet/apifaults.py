@@ -35,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from golem_actors import arguments
+
 __all__ = ["KINDS", "ApiFaultProxy", "FaultPlan"]
 
 log = logging.getLogger(__name__)
@@ -54,13 +56,12 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         for rate in (self.rate, *(r for _, r in self.paths)):
-            if not 0 <= rate <= 1:
-                raise ValueError(f"a fault rate is a probability in [0, 1], got {rate}")
+            arguments.number("a fault rate (a probability)", rate, ge=0, le=1)
         unknown = sorted(set(self.kinds) - set(KINDS))
         if unknown or not self.kinds:
             raise ValueError(f"fault kinds must be some of {KINDS}, got {self.kinds}")
-        if self.hang_s < 0 or self.slow_s < 0:
-            raise ValueError("hang_s and slow_s must be >= 0")
+        arguments.number("hang_s", self.hang_s, ge=0)
+        arguments.number("slow_s", self.slow_s, ge=0)
         for pattern, _ in self.paths:
             re.compile(pattern)
 

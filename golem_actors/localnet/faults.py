@@ -8,12 +8,13 @@ control channel beyond the file system. Writes are atomic (write, then rename).
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from golem_actors import arguments
 
 __all__ = ["CRASH_POINTS", "FaultFile", "Faults"]
 
@@ -37,14 +38,9 @@ class Faults:
         if self.crash_at is not None and self.crash_at not in CRASH_POINTS:
             points = ", ".join(CRASH_POINTS)
             raise ValueError(f"crash_at must be one of {points}, got {self.crash_at!r}")
-        if self.terminate_after is not None and not (
-            math.isfinite(self.terminate_after) and self.terminate_after >= 0
-        ):
-            raise ValueError(f"terminate_after must be >= 0 seconds, got {self.terminate_after}")
-        if not (math.isfinite(self.overcharge) and self.overcharge > 0):
-            raise ValueError(f"overcharge must be a positive factor, got {self.overcharge}")
-        if not (math.isfinite(self.exec_delay) and self.exec_delay >= 0):
-            raise ValueError(f"exec_delay must be >= 0 seconds, got {self.exec_delay}")
+        arguments.optional_number("terminate_after", self.terminate_after, ge=0)
+        arguments.number("overcharge", self.overcharge, gt=0)
+        arguments.number("exec_delay", self.exec_delay, ge=0)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:

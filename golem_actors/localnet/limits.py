@@ -16,6 +16,8 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
+from golem_actors import arguments
+
 __all__ = ["Limits", "PidsCgroup", "apply_limits", "pick_cpus", "rlimits_of"]
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,8 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if value is not None and (type(value) is not int or value < 1):
-                raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
+            if value is not None:
+                arguments.whole(f"Limits.{name}", value, ge=1)
 
 
 def rlimits_of(limits: Limits) -> list[tuple[int, int]]:

@@ -8,12 +8,12 @@ follow ``golem.com.usage.vector`` and the last one is the start price, as in yap
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
+from golem_actors import arguments
 from golem_actors.localnet import constraints
 
 __all__ = [
@@ -73,15 +73,11 @@ class ProviderSpec:
                 raise ValueError(f"{self.name}: {what} must be a plain word, got {value!r}")
 
     def _check_numbers(self) -> None:
-        if not isinstance(self.cpu_threads, int) or self.cpu_threads < 1:
-            raise ValueError(f"{self.name}: cpu_threads must be >= 1, got {self.cpu_threads}")
-        if self.max_agreements < 1:
-            raise ValueError(f"{self.name}: max_agreements must be >= 1")
+        for what in ("cpu_threads", "max_agreements"):
+            arguments.whole(f"{self.name}: {what}", getattr(self, what), ge=1)
         positive = ("mem_gib", "storage_gib", "debit_note_interval", "min_debit_note_interval")
         for what in (*positive, "accept_timeout", "payment_timeout"):
-            value = getattr(self, what)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{self.name}: {what} must be a positive number, got {value!r}")
+            arguments.number(f"{self.name}: {what}", getattr(self, what), gt=0)
 
     def _price(self, what: str) -> Decimal:
         raw = getattr(self, what)

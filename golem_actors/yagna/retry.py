@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from golem_actors import arguments
+
 __all__ = ["Failure", "RetryPolicy"]
 
 
@@ -36,12 +38,10 @@ class RetryPolicy:
     retry_statuses: frozenset[int] = field(default=frozenset({502, 503, 504}))
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts}")
-        if self.base_delay < 0 or self.max_delay < self.base_delay:
-            raise ValueError("RetryPolicy needs 0 <= base_delay <= max_delay")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"RetryPolicy.jitter must be within [0, 1], got {self.jitter}")
+        arguments.whole("RetryPolicy.attempts", self.attempts, ge=1)
+        arguments.number("RetryPolicy.base_delay", self.base_delay, ge=0)
+        arguments.number("RetryPolicy.max_delay", self.max_delay, ge=self.base_delay)
+        arguments.number("RetryPolicy.jitter", self.jitter, ge=0, le=1)
 
     def should_retry(
         self,

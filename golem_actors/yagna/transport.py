@@ -16,6 +16,7 @@ from typing import Any, Self
 import requests
 import requests.adapters
 
+from golem_actors import arguments
 from golem_actors.yagna.config import ApiConfig
 from golem_actors.yagna.errors import (
     YagnaConnectionError,
@@ -43,9 +44,7 @@ MAX_EVENTS = 100
 
 def check_max_events(value: int) -> int:
     """Validate an event poll's ``maxEvents`` before yagna rejects it."""
-    if not 1 <= value <= MAX_EVENTS:
-        raise ValueError(f"max_events must be between 1 and {MAX_EVENTS}, got {value}")
-    return value
+    return arguments.whole("max_events", value, ge=1, le=MAX_EVENTS)
 
 
 _WHOLE_TOKEN_BELOW = 8

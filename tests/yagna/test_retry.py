@@ -82,7 +82,7 @@ def test_delay_uses_random_jitter_by_default() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"attempts": 0}, "attempts must be >= 1"),
+        ({"attempts": 0}, "attempts must be a whole number >= 1"),
         ({"base_delay": -1.0}, "base_delay"),
         ({"base_delay": 3.0, "max_delay": 2.0}, "max_delay"),
         ({"jitter": 1.5}, "jitter"),
