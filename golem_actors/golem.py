@@ -88,6 +88,7 @@ class GolemOptions(TypedDict, total=False):
     debit_note_interval_s: int
     settle_timeout_s: float
     journal: Path | str | None
+    storage: str | Storage
 
 
 def _journal_path(value: Path | str) -> Path:
@@ -111,7 +112,7 @@ class Golem:
         debit_note_interval_s: int = 120,
         settle_timeout_s: float = 60.0,
         journal: Path | str | None = None,
-        storage: str | Storage = "http",
+        storage: str | Storage = "gftp",
     ) -> None:
         self.config = config or ApiConfig.from_env()
         try:

@@ -30,6 +30,7 @@ from golem_actors.payments.decisions import Totals
 from golem_actors.policy.supervision import RestartIntensity, RestartType, SupervisorPolicy
 from golem_actors.service import InstanceSnapshot, ServiceActor
 from golem_actors.status import StatusServer
+from golem_actors.storage.select import STORAGE_KINDS
 from golem_actors.summary import RunSummary
 from golem_actors.yagna import ApiConfig
 
@@ -59,6 +60,12 @@ def add_parser(commands: Any) -> None:
         "--yagna", metavar="URL", help="use this yagna (and YAGNA_APPKEY), not localnet"
     )
     run_.add_argument("--payment-platform", default="erc20-holesky-tglm")
+    run_.add_argument(
+        "--storage",
+        choices=STORAGE_KINDS,
+        default="gftp",
+        help="how files move: gftp through your yagna (default), or http on 127.0.0.1",
+    )
     run_.add_argument("--duration", type=seconds, metavar="S", help="stop after S seconds")
     run_.add_argument(
         "--metrics-port",
@@ -243,6 +250,7 @@ def _run(
             budget=budget,
             subnet=args.subnet,
             payment_platform=args.payment_platform,
+            storage=args.storage,
             journal=run_dir,
         )
         golem.start()

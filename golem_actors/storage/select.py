@@ -1,5 +1,6 @@
-"""Which storage a session moves files with: ``"http"`` (the default for now), ``"gftp"``, or a
-``Storage`` object the caller made (and closes) itself."""
+"""Which storage a session moves files with: ``"gftp"`` (the default: what every provider on the
+real network speaks, through the requestor's own yagna), ``"http"`` (a server on 127.0.0.1, for
+providers on this machine only), or a ``Storage`` object the caller made (and closes) itself."""
 
 from __future__ import annotations
 
