@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from golem_actors.localnet.batches import Batch, CommandState, format_output
+from golem_actors.localnet.batches import Batch, CommandState, StreamedOutput, format_output
+from golem_actors.localnet.bwrap import OnOutput
 from golem_actors.localnet.constraints import flatten_properties
 from golem_actors.localnet.images import ImageError
 from golem_actors.localnet.sandbox import Limits, RunResult, Sandbox, SandboxError
@@ -66,6 +67,7 @@ class SandboxLike(Protocol):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         cwd: str = "/golem/work",
+        on_output: OnOutput | None = None,
     ) -> RunResult: ...
     def cancel(self) -> None: ...
     def start(self) -> bool: ...
@@ -270,16 +272,31 @@ class Runtime:
         if not isinstance(entry_point, str) or not all(isinstance(a, str) for a in args):
             raise CommandError(f"run needs an entry_point and string args, got {body!r}")
         capture = body.get("capture") or _DEFAULT_CAPTURE
+        streams = {
+            name: out
+            for name in ("stdout", "stderr")
+            if (out := StreamedOutput.of(capture.get(name))) is not None
+        }
+
+        def printed(name: str, data: bytes, *, final: bool = False) -> None:
+            """A stream capture sends what the command prints as it prints it."""
+            out = streams.get(name)
+            if out is not None and (value := out.chunk(data, final=final)) is not None:
+                batch.output(index, name, value)
+
         try:
-            result = self._sandboxed().run([entry_point, *args], timeout=self.command_timeout)
+            result = self._sandboxed().run(
+                [entry_point, *args],
+                timeout=self.command_timeout,
+                on_output=printed if streams else None,
+            )
         except SandboxError as exc:
             raise CommandError(f"run failed: {exc}") from exc
+        for name in streams:
+            printed(name, b"", final=True)  # what an incomplete character held back
         for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):
             spec = capture.get(stream)  # a capture without this stream discards it
-            value, streamed = format_output(spec, data) if spec else (None, False)
-            captured[stream] = value
-            if streamed and value is not None:
-                batch.output(index, stream, value)
+            captured[stream] = format_output(spec, data)[0] if spec else None
         if result.timed_out:
             limit = f"{self.command_timeout:g} s"
             raise CommandError(f"command timed out after {limit} (this provider's limit)")

@@ -95,13 +95,23 @@ class FakeSandbox:
         return self.root.joinpath(*parts[2:])
 
     def run(
-        self, argv: Any, *, env: Any = None, timeout: float | None = None, cwd: str = "/golem/work"
+        self,
+        argv: Any,
+        *,
+        env: Any = None,
+        timeout: float | None = None,
+        cwd: str = "/golem/work",
+        on_output: Any = None,
     ) -> RunResult:
         self.runs.append(list(argv))
         self._cancelled = False
         kind, *args = argv
         if kind == "out":
-            return RunResult(0, args[0].encode(), args[1].encode(), 0.01, 0.01, timed_out=False)
+            out, err = args[0].encode(), args[1].encode()
+            for name, data in (("stdout", out), ("stderr", err)):
+                if on_output is not None and data:
+                    on_output(name, data)  # as the real sandbox does, while it runs
+            return RunResult(0, out, err, 0.01, 0.01, timed_out=False)
         if kind == "exit":
             err = args[1].encode() if len(args) > 1 else b""
             return RunResult(int(args[0]), b"", err, 0.01, 0.01, timed_out=False)
