@@ -266,8 +266,10 @@ class Golem:
         policy: SupervisorPolicy | None = None,
         health_interval_s: float = 5.0,
         health_misses: int = 2,
+        stream_output: bool = False,
     ) -> Cluster:
-        """Start ``instances`` of ``service_cls`` under a supervisor; returns at once."""
+        """Start ``instances`` of ``service_cls`` under a supervisor; returns at once.
+        ``stream_output``: every command's output to the ``golem_actors.output`` log."""
         if self.rt is None or self._decoration is None:
             raise GolemError("start the session first (use `with Golem(...) as golem:`)")
         if not (isinstance(service_cls, type) and issubclass(service_cls, ServiceActor)):
@@ -303,6 +305,7 @@ class Golem:
             storage=self._storage,
             health_interval_s=health_interval_s,
             health_misses=health_misses,
+            stream_output=bool(stream_output),
         )
         supervisor = ClusterSupervisor.start(
             self.rt,

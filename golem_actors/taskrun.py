@@ -98,13 +98,15 @@ def start_task_run(
     policy: TaskPolicy | None = None,
     progress: bool | None = None,
     name: str = "tasks",
+    stream_output: bool = False,
 ) -> TaskRun:
     """Check everything, publish the demand, start the dispatcher; returns the run at once.
 
     ``batch_size`` declarative tasks go in one ExeScript (one batch in flight per activity: an
     exe-unit answers a second one with "Busy"); ``policy`` tunes retries, bans and speculation
     (``max_retries`` overrides its own); ``progress`` draws a bar on stderr (default: when
-    stderr is a terminal).
+    stderr is a terminal); ``stream_output`` writes every command's output to the
+    ``golem_actors.output`` logger (INFO) as it is printed.
     """
     checked = check_tasks(tasks, worker)
     _whole("max_workers", max_workers, 1)
@@ -149,6 +151,7 @@ def start_task_run(
         payments=refs["payments"],
         storage=storage,
         worker_fn=worker,
+        stream_output=bool(stream_output),
     )
     options = RunOptions(
         max_workers=max_workers,
