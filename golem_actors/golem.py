@@ -41,6 +41,7 @@ from golem_actors.actors.payments import PaymentActor
 from golem_actors.actors.runtime import Runtime
 from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, StopOne
 from golem_actors.cluster import Cluster
+from golem_actors.eventlog import EventLog
 from golem_actors.journal import Journal, JournalError
 from golem_actors.policy.decisions import Totals
 from golem_actors.policy.demand import DemandSpec
@@ -138,6 +139,7 @@ class Golem:
         debit_note_interval_s: int = 120,
         settle_timeout_s: float = 60.0,
         journal: Path | str | None = None,
+        events_file: Path | str | None = None,
     ) -> None:
         self.config = config or ApiConfig.from_env()
         self.budget = _budget(budget)
@@ -171,6 +173,8 @@ class Golem:
         self.journal: Journal | None = None
         self.recovered: Recovered | None = None
         self.since: dt.datetime | None = None  # when start() began
+        self.events_file = Path(events_file) if events_file is not None else None
+        self._event_log: EventLog | None = None  # every event as a JSON line (eventlog.py)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -190,6 +194,10 @@ class Golem:
         threading.stack_size(256 * 1024)  # thousands of actor threads; RSS is unchanged
         # Agreements created from here on may be this session's (the payment actor adopts them).
         self.since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        if self.events_file is not None:  # EventLogError (a ValueError) names the file
+            self._event_log = EventLog(
+                self.events_file, budget=self.budget, secret=self.config.app_key
+            )
         if self.journal_path is not None:
             try:
                 self.journal = Journal.open(self.journal_path)
@@ -201,6 +209,8 @@ class Golem:
             if self.journal is not None:
                 self.journal.close()
                 self.journal = None
+            if self._event_log is not None:
+                self._event_log.close()
             raise
 
     def _start_with_yagna(self) -> None:
@@ -223,6 +233,8 @@ class Golem:
                 raise GolemError(f"reserving the budget in yagna failed: {exc}") from exc
             self._decoration = (decoration.property_dict(), list(decoration.constraints))
         self.rt = Runtime(self.config, journal=journal)
+        if self._event_log is not None:
+            self._event_log.attach(self.rt.events)
         self._storage = HttpStorage()
         self._refs["payments"] = PaymentActor.start(
             self.rt, self.allocation, recovered=self.recovered, since=self.since
@@ -411,10 +423,16 @@ class Golem:
             self._storage.close()
         self.rt.close()
         self.rt = None
+        self._close_files()
+        return self.final_totals
+
+    def _close_files(self) -> None:
+        """Last, once the actors are gone: their final events are in the events file."""
+        if self._event_log is not None:
+            self._event_log.close(self.final_totals)
         if self.journal is not None:
             self.journal.mark_closed()
             self.journal.close()
-        return self.final_totals
 
     def _sweep(self, rt: Runtime) -> None:
         """The last word on agreements: any of this run yagna still has live (a terminate lost

@@ -1,8 +1,8 @@
 """The ``golem-actors`` console script.
 
-One module per command group (``run``, ``localnet``, ``demo``), each with ``add_parser`` and
-``run(args) -> int``; argument types they share are in ``args``. This module only wires them,
-configures logging (the library never does) and turns errors into exit codes.
+One module per command group (``run``, ``events``, ``localnet``, ``demo``), each with
+``add_parser`` and ``run(args) -> int``; argument types they share are in ``args``. This module
+only wires them, configures logging (the library never does) and turns errors into exit codes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from golem_actors import __version__
-from golem_actors.cli import demo, localnet, run
+from golem_actors.cli import demo, events, localnet, run
 from golem_actors.extras import MissingExtraError
 from golem_actors.golem import GolemError
 from golem_actors.yagna import ConfigError, YagnaError
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     localnet.add_parser(commands)
     run.add_parser(commands)
+    events.add_parser(commands)
     return parser
 
 
@@ -98,6 +99,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": demo.run,
+    "events": events.run,
     "localnet": localnet.run,
     "run": run.run,
 }

@@ -115,6 +115,18 @@ def add_parser(commands: Any) -> None:
         help="resume the newest run under DATA_DIR/runs: end what it left open, pay what it owes",
     )
     run_.add_argument(
+        "--events-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write every event as a JSON line to FILE (read it with `golem-actors events FILE`)",
+    )
+    run_.add_argument(
+        "--stream-output",
+        action="store_true",
+        help="log what each command prints as it prints it (logger golem_actors.output, INFO)",
+    )
+    run_.add_argument(
         "--blacklist-ttl",
         type=float,
         default=600.0,
@@ -244,6 +256,7 @@ def _run(
             subnet=args.subnet,
             payment_platform=args.payment_platform,
             journal=run_dir,
+            events_file=args.events_file,
         )
         golem.start()
         resumed = golem.journal is not None and golem.journal.resumed
@@ -259,7 +272,15 @@ def _run(
                     golem, host=args.metrics_addr, port=args.metrics_port, metrics=metrics
                 )
                 _say(f"# /metrics and /status on {server.url}")
-            cluster = golem.run_service(service_cls, args.instances, params=params, policy=policy)
+            if args.stream_output:  # shown whatever --log-level says of the rest
+                logging.getLogger("golem_actors.output").setLevel(logging.INFO)
+            cluster = golem.run_service(
+                service_cls,
+                args.instances,
+                params=params,
+                policy=policy,
+                stream_output=args.stream_output,
+            )
             deadline = time.monotonic() + args.duration if args.duration else None
             table = _Table(enabled=not args.no_table)
             while not stop.wait(1.0):
