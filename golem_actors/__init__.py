@@ -21,9 +21,16 @@ if TYPE_CHECKING:
     from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
     from golem_actors.actors.context import InstanceStoppingError, WorkContext
     from golem_actors.events import Event, EventBus
-    from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
+    from golem_actors.exescript import (
+        BatchResult,
+        Capture,
+        CommandFailedError,
+        CommandOutcome,
+        Script,
+    )
     from golem_actors.golem import Cluster, Golem, GolemError
     from golem_actors.metrics import Metrics
+    from golem_actors.output import OutputLine
     from golem_actors.policy.lifecycle import ServiceState
     from golem_actors.policy.payload import VmPayload
     from golem_actors.policy.restart import (
@@ -61,6 +68,7 @@ _EXPORTS = {
     "StatusServer": "golem_actors.status",
     "BatchResult": "golem_actors.exescript",
     "BatchTimeoutError": "golem_actors.actors.activity",
+    "Capture": "golem_actors.exescript",
     "Cluster": "golem_actors.golem",
     "CommandFailedError": "golem_actors.exescript",
     "CommandOutcome": "golem_actors.exescript",
@@ -72,6 +80,7 @@ _EXPORTS = {
     "InstanceStoppingError": "golem_actors.actors.context",
     "LeastExpensiveLinearPayu": "golem_actors.policy.scoring",
     "OfferScorer": "golem_actors.policy.scoring",
+    "OutputLine": "golem_actors.output",
     "RestartType": "golem_actors.policy.restart",
     "Script": "golem_actors.exescript",
     "ServiceActor": "golem_actors.service",
@@ -106,6 +115,7 @@ __all__ = [
     "Backoff",
     "BatchResult",
     "BatchTimeoutError",
+    "Capture",
     "Cluster",
     "CommandFailedError",
     "CommandOutcome",
@@ -118,6 +128,7 @@ __all__ = [
     "LeastExpensiveLinearPayu",
     "Metrics",
     "OfferScorer",
+    "OutputLine",
     "RestartIntensity",
     "RestartType",
     "Script",

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from golem_actors import Golem, ServiceActor, ServiceState, WorkContext
 from golem_actors.cluster import Cluster
+from golem_actors.events import Event
 from golem_actors.localnet.network import LocalNet
 from golem_actors.yagna import ApiConfig
 
@@ -51,16 +52,26 @@ class Remote:
 
 
 @contextmanager
-def remote_ctx(localnet: LocalNet, **golem: Any) -> Iterator[Remote]:
-    """A session with one running ``CtxService`` instance; stopped (and paid) on exit."""
+def recorded(localnet: LocalNet, **golem: Any) -> Iterator[tuple[Golem, list[Event]]]:
+    """A started session on ``localnet`` and the list of its events; stopped (and paid) on exit."""
     config = ApiConfig(app_key=localnet.app_key, api_url=localnet.api_url)
     session = Golem(config=config, budget="5", settle_timeout_s=20, **golem)
+    events: list[Event] = []
     session.start()
+    assert session.rt is not None
+    session.rt.events.subscribe(events.append)
     try:
+        yield session, events
+    finally:
+        session.stop()
+
+
+@contextmanager
+def remote_ctx(localnet: LocalNet, **golem: Any) -> Iterator[Remote]:
+    """A session with one running ``CtxService`` instance; stopped (and paid) on exit."""
+    with recorded(localnet, **golem) as (session, _):
         jobs: queue.Queue[Job] = queue.Queue()
         cluster = session.run_service(CtxService, 1, params=[{"jobs": jobs}])
         assert cluster.wait_running(timeout=90), cluster.snapshots()
         assert cluster.handles[0].state is ServiceState.RUNNING
         yield Remote(session, cluster, jobs)
-    finally:
-        session.stop()

@@ -10,7 +10,7 @@ import pytest
 from golem_actors import Golem, ServiceActor, ServiceState, WorkContext
 from golem_actors.events import AgreementTerminated, Event, InstanceRestarting
 from golem_actors.localnet.network import LocalNet
-from golem_actors.yagna import ApiConfig
+from tests.actors.remote import recorded
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
 
@@ -24,17 +24,9 @@ class Looper(ServiceActor):
 
 @pytest.fixture
 def golem(localnet: LocalNet) -> Iterator[tuple[Golem, list[Event]]]:
-    config = ApiConfig(app_key=localnet.app_key, api_url=localnet.api_url)
-    session = Golem(config=config, budget="5", settle_timeout_s=20)
-    events: list[Event] = []
-    session.start()
-    assert session.rt is not None
-    session.rt.events.subscribe(events.append)
-    try:
-        yield session, events
-    finally:
-        session.stop()
-    assert pykka.ActorRegistry.get_all() == []
+    with recorded(localnet) as session:
+        yield session
+    assert pykka.ActorRegistry.get_all() == []  # the instances scaled down left nothing behind
 
 
 def test_a_cluster_grows_and_shrinks_while_it_runs(golem: tuple[Golem, list[Event]]) -> None:
