@@ -96,6 +96,7 @@ class OutputStream:
         self._direct = direct
         self._cond = threading.Condition()
         self._queue: list[RuntimeEvent] = []
+        self._woken = False  # the batch is done: a pump no longer waits
         self._closed = False
         self._parts: dict[tuple[int, str], _Part] = {}
         self._failed = False
@@ -115,8 +116,10 @@ class OutputStream:
             self._cond.notify_all()
 
     def wake(self) -> None:
-        """End a ``pump`` wait early (the batch is done)."""
+        """The batch is done: end a ``pump`` wait, and let no later one wait (a wake between
+        the owner's last check and its wait would otherwise cost it a whole timeout)."""
         with self._cond:
+            self._woken = True
             self._cond.notify_all()
 
     # -- the owner's side -------------------------------------------------------------------
@@ -124,7 +127,7 @@ class OutputStream:
     def pump(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for events and deliver their lines (owner's thread)."""
         with self._cond:
-            if not self._queue:
+            if not self._queue and not self._woken:
                 self._cond.wait(timeout)
             events, self._queue = self._queue, []
         for event in events:

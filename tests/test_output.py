@@ -130,6 +130,14 @@ def test_pump_wakes_on_an_event_not_at_its_timeout() -> None:
     timer.join()
 
 
+def test_pump_does_not_wait_once_woken() -> None:
+    stream = OutputStream(lambda _: None)
+    stream.wake()  # the batch ended before the owner got to wait
+    started = time.monotonic()
+    stream.pump(5.0)
+    assert time.monotonic() - started < 1.0
+
+
 def test_a_failing_callback_is_logged_once_and_delivery_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
