@@ -21,6 +21,7 @@ from golem_actors.events import (
     Event,
 )
 from golem_actors.localnet.network import LocalNet, default_specs
+from golem_actors.status import status_document
 from tests.actors.remote import Remote, remote_ctx
 from tests.waiting import wait_for
 
@@ -73,6 +74,8 @@ def test_ctx_cost_and_the_snapshot_follow_the_accepted_debit_notes(remote: Remot
     assert remote.call(lambda ctx: ctx.agreement_id) == agreement
     # The snapshot follows the same notes (it may have moved on by one since).
     wait_for("the snapshot to show the cost", lambda: handle.snapshot().cost >= cost, 10)
+    (shown,) = status_document(remote.golem)["instances"]
+    assert Decimal(shown["cost"]) >= cost  # and /status with it
     later = remote.call(lambda ctx: ctx.cost())
     wait_for("more notes accepted", lambda: remote.call(lambda ctx: ctx.cost()) > later, 20)
 
