@@ -22,12 +22,20 @@ if TYPE_CHECKING:
     from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
     from golem_actors.actors.context import InstanceStoppingError, WorkContext
     from golem_actors.errors import ArgumentError, GolemActorsError
+    from golem_actors.eventlog import EventLogError
     from golem_actors.events import Event, EventBus
-    from golem_actors.exescript import BatchResult, CommandFailedError, CommandOutcome, Script
+    from golem_actors.exescript import (
+        BatchResult,
+        Capture,
+        CommandFailedError,
+        CommandOutcome,
+        Script,
+    )
     from golem_actors.extras import MissingExtraError
     from golem_actors.golem import Cluster, Golem, GolemError, GolemOptions, execute_tasks
     from golem_actors.journal import JournalError
     from golem_actors.metrics import Metrics
+    from golem_actors.output import OutputLine
     from golem_actors.policy.demand import DemandError
     from golem_actors.policy.lifecycle import ServiceState
     from golem_actors.policy.payload import PayloadError, VmPayload
@@ -58,6 +66,7 @@ if TYPE_CHECKING:
 # Exports load on first use: `golem_actors.localnet` (run in every provider process) and the
 # yagna client must not pay for importing the whole actor runtime.
 _EXPORTS = {
+    "EventLogError": "golem_actors.eventlog",
     "ArgumentError": "golem_actors.errors",
     "BudgetSpentError": "golem_actors.session_budget",
     "GolemActorsError": "golem_actors.errors",
@@ -76,6 +85,7 @@ _EXPORTS = {
     "StatusServer": "golem_actors.status",
     "BatchResult": "golem_actors.exescript",
     "BatchTimeoutError": "golem_actors.actors.activity",
+    "Capture": "golem_actors.exescript",
     "Cluster": "golem_actors.golem",
     "CommandFailedError": "golem_actors.exescript",
     "CommandOutcome": "golem_actors.exescript",
@@ -88,6 +98,7 @@ _EXPORTS = {
     "InstanceStoppingError": "golem_actors.actors.context",
     "LeastExpensiveLinearPayu": "golem_actors.policy.scoring",
     "OfferScorer": "golem_actors.policy.scoring",
+    "OutputLine": "golem_actors.output",
     "RestartType": "golem_actors.policy.supervision",
     "Script": "golem_actors.exescript",
     "ServiceActor": "golem_actors.service",
@@ -134,6 +145,7 @@ __all__ = [
     "BatchResult",
     "BatchTimeoutError",
     "BudgetSpentError",
+    "Capture",
     "Cluster",
     "CommandFailedError",
     "CommandOutcome",
@@ -141,6 +153,7 @@ __all__ = [
     "DemandError",
     "Event",
     "EventBus",
+    "EventLogError",
     "Golem",
     "GolemActorsError",
     "GolemError",
@@ -152,6 +165,7 @@ __all__ = [
     "Metrics",
     "MissingExtraError",
     "OfferScorer",
+    "OutputLine",
     "PayloadError",
     "RecoveryError",
     "RestartIntensity",

@@ -1,12 +1,15 @@
 """``Cluster``: what ``Golem.run_service`` returns — N instances of one service, one supervisor.
 
 A handle per instance survives its restarts, so callers keep one object to wait on and stop.
+``scale(n)`` grows or shrinks the cluster while it runs (``yapapi``'s ``spawn_instances``, both
+ways); ``handles`` then lists the instances it keeps.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
@@ -14,7 +17,7 @@ from typing import Any
 
 import pykka
 
-from golem_actors.actors.supervisor import ClusterState, StopCluster
+from golem_actors.actors.supervisor import ClusterState, Scale, StopCluster
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.service import InstanceSnapshot, ServiceHandle
 
@@ -51,6 +54,32 @@ class Cluster:
             if self.state.escalated:
                 return False
         return True
+
+    def scale(
+        self, n: int, *, params: Mapping[str, Any] | None = None, timeout: float = 10.0
+    ) -> list[ServiceHandle]:
+        """Run ``n`` instances from now on; returns the handles kept (also in ``handles``).
+
+        Growing starts new instances (with ``params``, default the first instance's); shrinking
+        stops the newest ones cleanly (``shutdown``, agreement terminated; their handles end
+        ``terminated``). Raises ``ValueError`` for a bad ``n``, ``RuntimeError`` when the
+        cluster has stopped or escalated.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(
+                f"scale takes a whole number of instances >= 1, got {n!r} (cluster.stop() ends all)"
+            )
+        if params is not None and not isinstance(params, Mapping):
+            raise ValueError(f"scale params must be a mapping, got {type(params).__name__}")
+        future: Future[list[ServiceHandle]] = Future()
+        try:
+            self.supervisor.tell(Scale(n, future, params))
+            self.handles = future.result(timeout)
+        except pykka.ActorDeadError:
+            raise RuntimeError(f"cluster {self.name} cannot scale: it has stopped") from None
+        except FutureTimeoutError:
+            raise RuntimeError(f"cluster {self.name} did not answer within {timeout:g} s") from None
+        return list(self.handles)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop every instance (terminating its agreement), then the supervisor itself."""

@@ -55,6 +55,7 @@ from golem_actors.session_budget import (
     reserve_budget,
 )
 from golem_actors.session_demand import SessionDemand
+from golem_actors.session_files import SessionFiles
 from golem_actors.session_stop import ASK_TIMEOUT, settle, settle_seconds, stop_actors, sweep
 from golem_actors.storage.http import Storage, StorageError
 from golem_actors.storage.select import SessionStorage
@@ -68,8 +69,6 @@ from golem_actors.yagna.models import Allocation
 __all__ = ["Cluster", "Golem", "GolemError", "GolemOptions", "execute_tasks"]
 
 log = logging.getLogger(__name__)
-
-JOURNAL_NAME = "journal.gaj"  # the journal's name inside a run directory
 
 
 class GolemError(GolemActorsError, RuntimeError):
@@ -91,11 +90,6 @@ class GolemOptions(TypedDict, total=False):
     storage: str | Storage
 
 
-def _journal_path(value: Path | str) -> Path:
-    path = Path(value)
-    return path / JOURNAL_NAME if path.is_dir() or not path.suffix else path
-
-
 class Golem:
     """A requestor session against one yagna (localnet's or your own)."""
 
@@ -113,6 +107,7 @@ class Golem:
         settle_timeout_s: float = 60.0,
         journal: Path | str | None = None,
         storage: str | Storage = "gftp",
+        events_file: Path | str | None = None,
     ) -> None:
         self.config = config or ApiConfig.from_env()
         try:
@@ -139,11 +134,14 @@ class Golem:
         self._decoration: tuple[dict[str, Any], list[str]] | None = None
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._lock = threading.Lock()
-        # A run directory (no suffix: its journal.gaj) or a journal file; None: no journal.
-        self.journal_path = _journal_path(journal) if journal is not None else None
-        self.journal: Journal | None = None
+        self.files = SessionFiles(journal, events_file)  # a run directory or journal file
         self.recovered: Recovered | None = None
         self.since: dt.datetime | None = None  # when start() began
+
+    @property
+    def journal(self) -> Journal | None:
+        """The session's journal, once started (None without one)."""
+        return self.files.journal
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -163,18 +161,15 @@ class Golem:
         threading.stack_size(256 * 1024)  # thousands of actor threads; RSS is unchanged
         # Agreements created from here on may be this session's (the payment actor adopts them).
         self.since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-        if self.journal_path is not None:
-            try:
-                self.journal = Journal.open(self.journal_path)
-            except JournalError as exc:
-                raise GolemError(str(exc)) from None
+        try:  # EventLogError (a ValueError) names the file
+            self.files.open(budget=self.budget, secret=self.config.app_key)
+        except JournalError as exc:
+            raise GolemError(str(exc)) from None
         try:
             self._start_with_yagna()
         except BaseException:
             self.storage.close()
-            if self.journal is not None:
-                self.journal.close()
-                self.journal = None
+            self.files.discard()
             raise
 
     def _start_with_yagna(self) -> None:
@@ -210,6 +205,7 @@ class Golem:
                 raise GolemError(f"reserving the budget in yagna failed: {exc}") from exc
             self._decoration = (decoration.property_dict(), list(decoration.constraints))
         self.rt = Runtime(self.config, journal=journal)
+        self.files.attach(self.rt.events)
         self._refs["payments"] = PaymentActor.start(
             self.rt, self.allocation, recovered=self.recovered, since=self.since
         )
@@ -230,8 +226,10 @@ class Golem:
         policy: SupervisorPolicy | None = None,
         health_interval_s: float = 5.0,
         health_misses: int = 2,
+        stream_output: bool = False,
     ) -> Cluster:
-        """Start ``instances`` of ``service_cls`` under a supervisor; returns at once."""
+        """Start ``instances`` of ``service_cls`` under a supervisor; returns at once.
+        ``stream_output``: every command's output to the ``golem_actors.output`` log."""
         if self.rt is None or self._decoration is None:
             raise GolemError("start the session first (use `with Golem(...) as golem:`)")
         if not (isinstance(service_cls, type) and issubclass(service_cls, ServiceActor)):
@@ -265,6 +263,7 @@ class Golem:
             storage=self.storage.current,
             health_interval_s=health_interval_s,
             health_misses=health_misses,
+            stream_output=bool(stream_output),
         )
         supervisor = ClusterSupervisor.start(
             self.rt,
@@ -298,6 +297,7 @@ class Golem:
         policy: TaskPolicy | None = None,
         progress: bool | None = None,
         name: str = "tasks",
+        stream_output: bool = False,
     ) -> TaskRun[D_co, R_co]:
         """Run ``tasks`` on up to ``max_workers`` providers at once; iterate the ``TaskRun``
         for results in completion order, each task exactly once. Returns at once.
@@ -314,6 +314,7 @@ class Golem:
             policy=policy,
             progress=progress,
             name=name,
+            stream_output=stream_output,
         )
         return self._start_tasks(tasks, worker, options, payload)
 
@@ -365,9 +366,7 @@ class Golem:
         self.storage.close()
         rt.close()
         self.rt = None
-        if self.journal is not None:
-            self.journal.mark_closed()
-            self.journal.close()
+        self.files.close(self.final_totals)  # last: the actors' final events are in
         return self.final_totals
 
     def totals(self) -> Totals | None:
@@ -402,6 +401,7 @@ def execute_tasks(
     policy: TaskPolicy | None = None,
     progress: bool | None = None,
     name: str = "tasks",
+    stream_output: bool = False,
 ) -> Iterator[TaskRun[D_co, R_co]]:
     """A whole session for one run: ``with execute_tasks(tasks, ...) as run: for r in run: ...``.
 
@@ -419,6 +419,7 @@ def execute_tasks(
         policy=policy,
         progress=progress,
         name=name,
+        stream_output=stream_output,
     )
     check_tasks(tasks, worker)
     golem = Golem(config=config, budget=budget, **(golem_options or {}))

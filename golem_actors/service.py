@@ -124,6 +124,7 @@ class ServiceHandle:
         self._restarts = 0
         self._running_since: float | None = None
         self._cost = Decimal(0)
+        self._agreement_costs: dict[str, Decimal] = {}  # over every incarnation
         self._last_exit: str | None = None
         self._changed = threading.Condition(self._lock)
         self._stopper = stopper
@@ -202,6 +203,13 @@ class ServiceHandle:
                     self._running_since = None
                 setattr(self, f"_{key}", value)
             self._changed.notify_all()
+
+    def agreement_cost(self, agreement_id: str, amount: Decimal) -> None:
+        """What one of the instance's agreements has cost so far; ``cost`` sums them all, so
+        it covers every incarnation (a restart does not make the money spent disappear)."""
+        with self._changed:
+            self._agreement_costs[agreement_id] = amount
+            self._cost = sum(self._agreement_costs.values(), Decimal(0))
 
     def new_incarnation(self, last_exit: str) -> None:
         with self._changed:

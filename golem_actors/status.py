@@ -1,7 +1,7 @@
 """The run's HTTP endpoints: ``/metrics`` (Prometheus) and ``/status`` (JSON), on 127.0.0.1.
 
-``/status`` lists every instance (state, provider node id, agreement id, restarts) and the
-payment totals. Neither endpoint ever carries the app key.
+``/status`` lists every instance (state, provider node id, agreement id, restarts, cost) and
+the payment totals. Neither endpoint ever carries the app key.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def status_document(golem: Golem) -> dict[str, Any]:
                 "activity_id": s.activity_id,
                 "restarts": s.restarts,
                 "uptime_s": round(s.uptime_s, 1),
+                "cost": str(s.cost),  # GLM accepted for its agreements, restarts included
                 "last_exit": s.last_exit,
             }
             for s in golem.snapshots()

@@ -5,12 +5,21 @@ Batches are asked for by the service's work context from its own thread with a
 I/O pool, and resolves the future. When the activity is found gone (the provider's exe-unit no
 longer answers, yagna says 404/410 or Terminated), every pending batch fails at once with
 ``ActivityGoneError`` and the owner is told, so a failure is never noticed only at the next batch.
+
+A batch that wants its output as it comes (``ExecBatch.on_event``) also gets its results stream
+read, by an I/O worker that hands each event straight to ``on_event`` — never through this
+actor's mailbox, so a chatty command cannot crowd out ``status`` or ``stop``. The long-poll runs
+beside it and stays the authority: the stream only adds earliness. When the poll says the batch
+finished, the actor waits (up to ``STREAM_GRACE_S``) for the stream to deliver its last events,
+then resolves the future and cancels the stream; what the stream never delivered, the caller's
+``OutputStream`` takes from the results.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +38,8 @@ from golem_actors.yagna import (
     YagnaServerError,
     YagnaTimeoutError,
 )
-from golem_actors.yagna.models import ActivityState, CommandResult
+from golem_actors.yagna.models import ActivityState, CommandResult, RuntimeEvent
+from golem_actors.yagna.transport import Cancel
 
 __all__ = [
     "ActivityActor",
@@ -43,11 +53,13 @@ __all__ = [
     "Destroy",
     "ExecBatch",
     "HealthReport",
+    "Inspect",
 ]
 
 log = logging.getLogger(__name__)
 
 POLL_S = 20.0  # results long-poll; long polls keep yagna's and our CPU per batch low
+STREAM_GRACE_S = 2.0  # once the poll says finished, how long the stream may take to catch up
 
 
 class ActivityGoneError(GolemActorsError, RuntimeError):
@@ -70,6 +82,16 @@ class ExecBatch:
     script: list[dict[str, Any]]
     timeout_s: float
     future: Future[list[CommandResult]]
+    # Told every event of the batch's results stream, from an I/O thread; None: no stream.
+    on_event: Callable[[RuntimeEvent], object] | None = None
+
+
+@dataclass(frozen=True)
+class Inspect:
+    """Read the activity's ``usage`` or ``state`` from yagna into ``future``."""
+
+    what: str
+    future: Future[Any]
 
 
 @dataclass(frozen=True)
@@ -109,6 +131,11 @@ class HealthReport:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class _StreamGrace:
+    number: int
+
+
 @dataclass
 class _Batch:
     request: ExecBatch
@@ -116,6 +143,8 @@ class _Batch:
     deadline: float
     batch_id: str = ""
     results: dict[int, CommandResult] = field(default_factory=dict)
+    stream: Cancel | None = None  # the results stream, while it is being read
+    held: list[CommandResult] | None = None  # finished, waiting for the stream to catch up
 
 
 def _is_gone(error: BaseException) -> bool:
@@ -216,6 +245,50 @@ class ActivityActor(RuntimeActor):
             return
         batch.batch_id = result.value
         self._poll(result.tag[1], batch)
+        if batch.request.on_event is not None:
+            batch.stream = Cancel()
+            self.io(
+                ("stream", result.tag[1]),
+                self.rt.client.activity.follow_batch,
+                self.activity_id,
+                batch.batch_id,
+                batch.request.on_event,
+                commands=len(batch.request.script),
+                timeout=batch.deadline - time.monotonic() + POLL_S,
+                cancel=batch.stream,
+            )
+
+    def io_stream(self, result: IoResult) -> None:
+        number = result.tag[1]
+        batch = self._batches.get(number)
+        if batch is None:
+            return
+        batch.stream = None
+        if not result.ok:
+            log.info("activity %s: output stream failed, polling only: %s", self.activity_id,
+                     result.error)  # fmt: skip
+        if batch.held is not None:
+            self._finish(number, batch.held)
+
+    @handles(_StreamGrace)
+    def _on_grace(self, grace: _StreamGrace) -> None:
+        batch = self._batches.get(grace.number)
+        if batch is not None and batch.held is not None:
+            self._finish(grace.number, batch.held)
+
+    def _pop(self, number: int) -> _Batch:
+        """Take a batch out, ending its stream (a stream not ended reads until its timeout)."""
+        batch = self._batches.pop(number)
+        if batch.stream is not None:
+            batch.stream.set()
+        if batch.held is not None:
+            self.cancel_timer(f"grace:{number}")
+        return batch
+
+    def _finish(self, number: int, ordered: list[CommandResult]) -> None:
+        batch = self._pop(number)
+        self._batch_done(batch, "ok" if all(r.ok for r in ordered) else "error")
+        batch.request.future.set_result(ordered)
 
     def _poll(self, number: int, batch: _Batch) -> None:
         assert self.activity_id is not None
@@ -243,12 +316,13 @@ class ActivityActor(RuntimeActor):
             batch.results[item.index] = item
         ordered = [batch.results[i] for i in sorted(batch.results)]
         if any(r.is_batch_finished for r in ordered):
-            del self._batches[number]
-            ok = all(r.ok for r in ordered)
-            self._batch_done(batch, "ok" if ok else "error")
-            batch.request.future.set_result(ordered)
+            if batch.stream is None:
+                self._finish(number, ordered)
+                return
+            batch.held = ordered
+            self.after(STREAM_GRACE_S, _StreamGrace(number), key=f"grace:{number}")
         elif time.monotonic() >= batch.deadline:
-            del self._batches[number]
+            self._pop(number)
             self._batch_done(batch, "timeout")
             message = f"batch did not finish within {batch.request.timeout_s:g} s"
             batch.request.future.set_exception(BatchTimeoutError(message, ordered))
@@ -266,7 +340,7 @@ class ActivityActor(RuntimeActor):
         )
 
     def _fail_batch(self, number: int, error: BaseException | None) -> None:
-        batch = self._batches.pop(number)
+        batch = self._pop(number)
         if isinstance(error, YagnaTimeoutError) and error.status == 408 and not batch.batch_id:  # noqa: PLR2004
             # yagna gave up waiting for the exe-unit to take the batch: the provider hangs.
             self._batch_done(batch, "gone")
@@ -288,8 +362,7 @@ class ActivityActor(RuntimeActor):
         # The owner hears why before any waiting user code wakes up with the error.
         self.tell_parent(ActivityGone(reason, unresponsive))
         for number in list(self._batches):
-            pending = self._batches.pop(number)
-            pending.request.future.set_exception(ActivityGoneError(reason))
+            self._pop(number).request.future.set_exception(ActivityGoneError(reason))
 
     # -- health -----------------------------------------------------------------------------
 
@@ -311,6 +384,22 @@ class ActivityActor(RuntimeActor):
             return
         self.tell_parent(HealthReport(state))
 
+    @handles(Inspect)
+    def on_inspect(self, request: Inspect) -> None:
+        if self.activity_id is None or self._gone:
+            request.future.set_exception(ActivityGoneError(self._gone or "no activity yet"))
+            return
+        api = self.rt.client.activity
+        read = api.get_usage if request.what == "usage" else api.get_state
+        self.io(("inspect", request.future), read, self.activity_id)
+
+    def io_inspect(self, result: IoResult) -> None:
+        future: Future[Any] = result.tag[1]
+        if result.ok:
+            future.set_result(result.value)
+        else:
+            future.set_exception(result.error or RuntimeError("reading the activity failed"))
+
     # -- teardown ---------------------------------------------------------------------------
 
     @handles(Destroy)
@@ -319,7 +408,7 @@ class ActivityActor(RuntimeActor):
             return
         self._destroying = True
         for number in list(self._batches):
-            self._batches.pop(number).request.future.set_exception(
+            self._pop(number).request.future.set_exception(
                 ActivityGoneError("the activity is being destroyed")
             )
         if self.activity_id is None:
@@ -340,7 +429,7 @@ class ActivityActor(RuntimeActor):
 
     def stopping(self) -> None:
         for number in list(self._batches):
-            self._batches.pop(number).request.future.set_exception(
+            self._pop(number).request.future.set_exception(
                 ActivityGoneError("the activity actor stopped")
             )
         if self.activity_id is not None:

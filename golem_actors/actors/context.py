@@ -3,6 +3,11 @@
 User code runs in its own worker thread, never in an actor: it may block on a command for as
 long as the command runs. Every call here is bounded by a timeout, and every wait also wakes up
 when the instance is told to stop, so user code never outlives its activity.
+
+``run(..., on_output=callback)`` (and ``execute``) hand the callback each line the command prints
+as it prints it, on this same thread (see ``golem_actors.output``); a context made with
+``output=`` does so for every batch that names no callback (the runs' "stream output to the log"
+option).
 """
 
 from __future__ import annotations
@@ -14,15 +19,20 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import wait as wait_for_future
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pykka
 
-from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError, ExecBatch
+from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError, ExecBatch, Inspect
+from golem_actors.costs import CostBook
 from golem_actors.errors import GolemActorsError
 from golem_actors.exescript import BatchResult, CommandOutcome, Script
+from golem_actors.output import OnOutput, OutputStream, streamed_run, streams_output
 from golem_actors.storage.http import Storage, StorageError
+from golem_actors.yagna.models import ActivityState, ActivityUsage
 
 __all__ = ["InstanceStoppingError", "WorkContext"]
 
@@ -50,10 +60,14 @@ class WorkContext:
         activity_id: str,
         stop: threading.Event | None = None,
         default_timeout: float = DEFAULT_TIMEOUT,
+        output: OnOutput | None = None,
+        costs: CostBook | None = None,
     ) -> None:
         self._activity = activity
         self._storage = storage
         self._stop = stop or threading.Event()
+        self._output = output
+        self._costs = costs
         self.provider_id = provider_id
         self.provider_name = provider_name
         self.agreement_id = agreement_id
@@ -80,39 +94,108 @@ class WorkContext:
 
     # -- batches ----------------------------------------------------------------------------
 
-    def execute(self, script: Script, *, timeout: float | None = None) -> BatchResult:
+    def execute(
+        self, script: Script, *, timeout: float | None = None, on_output: OnOutput | None = None
+    ) -> BatchResult:
         """Run a whole script; raises ``CommandFailedError`` for the first failing command,
-        ``BatchTimeoutError``, ``ActivityGoneError`` or ``InstanceStoppingError``."""
+        ``BatchTimeoutError``, ``ActivityGoneError`` or ``InstanceStoppingError``.
+
+        ``on_output`` gets each line printed by the commands that capture with
+        ``Capture(stream=True)`` as it comes, and every other line when the batch ends.
+        """
         if self._stop.is_set():
             raise InstanceStoppingError("the instance is stopping")
         limit = self.default_timeout if timeout is None else timeout
         if limit <= 0:
             raise ValueError(f"timeout must be positive, got {limit}")
+        on_output = on_output or self._output
+        stream = OutputStream(on_output) if on_output is not None else None
+        live = stream is not None and streams_output(script.commands)
         future: Future[list[Any]] = Future()
         try:
-            self._activity.tell(ExecBatch(script.to_json(), limit, future))
+            self._activity.tell(
+                ExecBatch(script.to_json(), limit, future, stream.push if live and stream else None)
+            )
         except pykka.ActorDeadError:
             raise ActivityGoneError("the activity actor is gone") from None
-        deadline = time.monotonic() + limit + _MARGIN
-        while True:
-            try:
-                results = future.result(timeout=min(0.5, max(0.0, deadline - time.monotonic())))
-                break
-            except FutureTimeoutError:
-                if time.monotonic() >= deadline:
-                    raise BatchTimeoutError(f"no answer within {limit:g} s", []) from None
-                if self._stop.is_set():
-                    raise InstanceStoppingError("the instance is stopping") from None
+        if stream is not None:
+            future.add_done_callback(lambda _: stream.wake())
+        try:
+            results = self._wait(future, limit, stream)
+        except BatchTimeoutError as exc:
+            if stream is not None:
+                stream.finish(exc.partial)
+            raise
+        except BaseException:
+            if stream is not None:
+                stream.finish(None)
+            raise
+        if stream is not None:
+            stream.finish(results)
         return BatchResult.parse(script, results).raise_for_error()
 
-    def run(self, *argv: str, timeout: float | None = None) -> CommandOutcome:
-        """Run one command (argv, no shell); its outcome, or ``CommandFailedError`` if it fails."""
+    def _wait(
+        self, future: Future[list[Any]], limit: float, stream: OutputStream | None
+    ) -> list[Any]:
+        """The batch's results, delivering its output meanwhile; bounded, and woken by stop."""
+        deadline = time.monotonic() + limit + _MARGIN
+        while not future.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BatchTimeoutError(f"no answer within {limit:g} s", [])
+            if self._stop.is_set():
+                raise InstanceStoppingError("the instance is stopping")
+            if stream is not None:
+                stream.pump(min(0.5, left))
+            else:
+                wait_for_future([future], timeout=min(0.5, left))
+        return future.result(timeout=0)
+
+    def run(
+        self, *argv: str, timeout: float | None = None, on_output: OnOutput | None = None
+    ) -> CommandOutcome:
+        """Run one command (argv, no shell); its outcome, or ``CommandFailedError`` if it fails.
+
+        ``on_output(line)`` is called with each ``OutputLine`` (stdout and stderr, in the order
+        printed) as the command prints it, here on the calling thread, before ``run`` returns.
+        """
         if not argv:
             raise ValueError("run needs a command: ctx.run('/bin/echo', 'hi')")
-        return self.execute(Script().run(*argv), timeout=timeout)[0]
+        streamed = on_output is not None or self._output is not None
+        script = streamed_run(*argv) if streamed else Script().run(*argv)
+        return self.execute(script, timeout=timeout, on_output=on_output)[0]
 
     def deploy_and_start(self, *, timeout: float | None = None, **deploy: Any) -> None:
         self.execute(Script().deploy(**deploy).start(), timeout=timeout)
+
+    # -- the activity -----------------------------------------------------------------------
+
+    def usage(self, *, timeout: float = 30.0) -> ActivityUsage:
+        """The activity's usage counters as its provider last reported them (yagna's
+        ``/usage``: ``current_usage`` in the order of the agreement's usage vector)."""
+        usage: ActivityUsage = self._inspect("usage", timeout)
+        return usage
+
+    def state(self, *, timeout: float = 30.0) -> ActivityState:
+        """The activity's state in yagna now (``state.current``: ``Ready``, ``Deployed``...)."""
+        state: ActivityState = self._inspect("state", timeout)
+        return state
+
+    def cost(self) -> Decimal:
+        """GLM accepted so far for this agreement: its invoice once accepted, else the debit
+        notes accepted for its activities (0 before the first; a few seconds behind)."""
+        return self._costs.agreement(self.agreement_id) if self._costs is not None else Decimal(0)
+
+    def _inspect(self, what: str, timeout: float) -> Any:
+        future: Future[Any] = Future()
+        try:
+            self._activity.tell(Inspect(what, future))
+        except pykka.ActorDeadError:
+            raise ActivityGoneError("the activity actor is gone") from None
+        try:
+            return future.result(timeout)
+        except FutureTimeoutError:
+            raise TimeoutError(f"reading the activity's {what} took over {timeout:g} s") from None
 
     # -- files ------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from golem_actors.actors.lease import LeaseActor, LeaseLoss
 from golem_actors.actors.runtime import Runtime
 from golem_actors.events import InstanceStateChanged
 from golem_actors.exescript import CommandFailedError
+from golem_actors.output import log_output
 from golem_actors.policy.lifecycle import ServiceState
 from golem_actors.policy.supervision import ExitReason
 from golem_actors.service import ServiceActor, ServiceHandle
@@ -52,6 +53,7 @@ class InstanceConfig:
     teardown_timeout_s: float = 20.0
     max_agreement_attempts: int = 5
     pending_timeout_s: float = 300.0  # no provider at all for this long ends the incarnation
+    stream_output: bool = False  # every command's output, as it comes, to the log
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ class InstanceActor(LeaseActor):
 
     def on_agreed(self, agreement_id: str) -> None:
         self._update_handle(agreement_id=agreement_id)
+        # Kept after this incarnation ends: its invoice may come later, and counts.
+        self.rt.costs.watch(agreement_id, self.handle.agreement_cost)
 
     def on_leased(self, ctx: WorkContext) -> None:
         self._update_handle(activity_id=ctx.activity_id)
@@ -283,6 +287,8 @@ class InstanceActor(LeaseActor):
             agreement_id=self.ctx.agreement_id,
             activity_id=self.ctx.activity_id,
             default_timeout=self.config.shutdown_timeout_s,
+            output=log_output(self.label) if self.config.stream_output else None,
+            costs=self.rt.costs,
         )
 
     def io_shutdown(self, result: IoResult) -> None:

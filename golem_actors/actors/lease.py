@@ -50,6 +50,7 @@ from golem_actors.actors.market import (
     RequestProposal,
 )
 from golem_actors.actors.runtime import Runtime
+from golem_actors.output import log_output
 from golem_actors.payments.messages import (
     AgreementClosed,
     RegisterActivity,
@@ -79,6 +80,8 @@ class LeaseTerms(Protocol):
     def teardown_timeout_s(self) -> float: ...
     @property
     def max_agreement_attempts(self) -> int: ...
+    @property
+    def stream_output(self) -> bool: ...
 
 
 class LeaseLoss(enum.Enum):
@@ -286,6 +289,8 @@ class LeaseActor(RuntimeActor):
             agreement_id=self.agreement_id or "",
             activity_id=ready.activity_id,
             stop=self.stop_event,
+            output=log_output(self.label) if self.terms.stream_output else None,
+            costs=self.rt.costs,
         )
         self.on_leased(self.ctx)
 

@@ -20,6 +20,7 @@ import pykka
 
 from golem_actors.actors.io import Io
 from golem_actors.actors.scheduler import Scheduler
+from golem_actors.costs import CostBook
 from golem_actors.events import Event, EventBus
 from golem_actors.journal import Journal
 from golem_actors.yagna import ApiConfig, YagnaClient
@@ -59,6 +60,8 @@ class Runtime:
         self.scheduler = scheduler or Scheduler()
         self.io = io or Io()
         self.events = events or EventBus()
+        self.costs = CostBook()  # per agreement, from the payment events: ctx.cost(), snapshots
+        self.events.subscribe(self.costs.on_event)
         self.client = client or YagnaClient(config, pool_maxsize=2048)
         self.stats = RuntimeStats()
         self._lock = threading.Lock()

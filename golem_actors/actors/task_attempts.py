@@ -20,7 +20,8 @@ from typing import Any
 
 from golem_actors.actors.activity import ActivityGoneError, BatchTimeoutError
 from golem_actors.actors.context import InstanceStoppingError, WorkContext
-from golem_actors.exescript import BatchResult, CommandFailedError, Script
+from golem_actors.exescript import BatchResult, Capture, CommandFailedError, Script
+from golem_actors.output import STREAMED, OutputLine, OutputStream, log_line
 from golem_actors.policy.task_book import SegmentState, split_segments
 from golem_actors.storage.http import Slot, Storage, StorageError
 from golem_actors.tasks.model import D_co, R_co, Task, TaskOutput
@@ -84,9 +85,19 @@ class PackedBatch:
     """Several declarative tasks as one ExeScript, and its results split back per task."""
 
     def __init__(
-        self, items: tuple[tuple[int, Task[object]], ...], storage: Storage | None, timeout_s: float
+        self,
+        items: tuple[tuple[int, Task[object]], ...],
+        storage: Storage | None,
+        timeout_s: float,
+        *,
+        log_as: str | None = None,
     ) -> None:
+        """With ``log_as`` (the worker's name), the commands' output goes to the log as it is
+        printed, each line under its task's id."""
         self.items = items
+        self.log_as = log_as
+        self.output = OutputStream(self._log, direct=True) if log_as is not None else None
+        self._task_at: dict[int, str] = {}  # command index -> the id of its task
         self.timeout_s = timeout_s * len(items)
         self.script = Script()
         self.lengths: list[int] = []
@@ -118,8 +129,9 @@ class PackedBatch:
             self._urls.append(url)
             self.script.transfer(url, f"container:{remote}")
         runs = []
+        capture = STREAMED if self.output is not None else Capture()
         for argv in task.commands:
-            self.script.run(argv[0], *argv[1:])
+            self.script.run(argv[0], *argv[1:], stdout=capture, stderr=capture)
             runs.append(self.script.last)
         slots = {}
         for remote in task.outputs:
@@ -127,9 +139,13 @@ class PackedBatch:
             self._urls.append(slot.url)
             slots[remote] = slot
             self.script.transfer(f"container:{remote}", slot.url)
+        self._task_at.update(dict.fromkeys(range(first, len(self.script)), task.id))
         self.lengths.append(len(self.script) - first)
         self.runs.append(runs)
         self.slots.append(slots)
+
+    def _log(self, line: OutputLine) -> None:
+        log_line(f"{self.log_as} {self._task_at.get(line.index, '?')}", line)
 
     def script_json(self) -> list[dict[str, Any]]:
         return self.script.to_json()
@@ -150,6 +166,9 @@ class PackedBatch:
     def _collect(self, future: Future[list[CommandResult]]) -> tuple[AttemptReport, ...]:
         error = future.exception(timeout=0)
         finished = True
+        if self.output is not None:
+            done = future.result(timeout=0) if error is None else None
+            self.output.finish(error.partial if isinstance(error, BatchTimeoutError) else done)
         if isinstance(error, BatchTimeoutError):
             results, finished = error.partial, False
         elif error is not None:

@@ -58,6 +58,7 @@ class WorkerConfig:
     setup_timeout_s: float = 120.0
     teardown_timeout_s: float = 20.0
     max_agreement_attempts: int = 5
+    stream_output: bool = False  # every command's output, as it comes, to the log
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -163,9 +164,11 @@ class TaskWorker(LeaseActor):
         self._batches += 1
         number = self._batches
         if message.items[0][1].declarative:
-            batch = PackedBatch(message.items, self.config.storage, message.timeout_s)
+            name = self.name if self.config.stream_output else None
+            batch = PackedBatch(message.items, self.config.storage, message.timeout_s, log_as=name)
             future: Future[list[CommandResult]] = Future()
-            self._tell_activity(ExecBatch(batch.script_json(), batch.timeout_s, future))
+            stream = batch.output.push if batch.output is not None else None
+            self._tell_activity(ExecBatch(batch.script_json(), batch.timeout_s, future, stream))
 
             def collected(done: Future[list[CommandResult]]) -> None:
                 # Parsing may run user code (``parse``): never in an actor's thread.

@@ -1,6 +1,6 @@
 """The ``golem-actors`` console script.
 
-One module per command group (``run``, ``localnet``, ``image``, ``demo``), each with
+One module per command group (``run``, ``events``, ``localnet``, ``image``, ``demo``), each with
 ``add_parser`` and ``run(args) -> int``; argument types they share are in ``args``. This module
 only wires them, configures logging (the library never does) and turns errors into exit codes.
 """
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from golem_actors import __version__
-from golem_actors.cli import demo, image, localnet, run
+from golem_actors.cli import demo, events, image, localnet, run
 from golem_actors.errors import GolemActorsError
 
 __all__ = ["main"]
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     localnet.add_parser(commands)
     image.add_parser(commands)
     run.add_parser(commands)
+    events.add_parser(commands)
     return parser
 
 
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": demo.run,
     "image": image.run,
+    "events": events.run,
     "localnet": localnet.run,
     "run": run.run,
 }

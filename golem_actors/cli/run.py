@@ -24,11 +24,12 @@ from typing import Any
 
 from golem_actors.cli.args import port, positive_int, seconds
 from golem_actors.datadir import default_data_dir
-from golem_actors.golem import JOURNAL_NAME, Golem, GolemError
+from golem_actors.golem import Golem, GolemError
 from golem_actors.metrics import DEFAULT_NAMESPACE, Metrics
 from golem_actors.payments.decisions import Totals
 from golem_actors.policy.supervision import RestartIntensity, RestartType, SupervisorPolicy
 from golem_actors.service import InstanceSnapshot, ServiceActor
+from golem_actors.session_files import JOURNAL_NAME
 from golem_actors.status import StatusServer
 from golem_actors.storage.select import STORAGE_KINDS
 from golem_actors.summary import RunSummary
@@ -120,6 +121,18 @@ def add_parser(commands: Any) -> None:
         "--resume",
         action="store_true",
         help="resume the newest run under DATA_DIR/runs: end what it left open, pay what it owes",
+    )
+    run_.add_argument(
+        "--events-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write every event as a JSON line to FILE (read it with `golem-actors events FILE`)",
+    )
+    run_.add_argument(
+        "--stream-output",
+        action="store_true",
+        help="log what each command prints as it prints it (logger golem_actors.output, INFO)",
     )
     run_.add_argument(
         "--blacklist-ttl",
@@ -252,6 +265,7 @@ def _run(
             payment_platform=args.payment_platform,
             storage=args.storage,
             journal=run_dir,
+            events_file=args.events_file,
         )
         golem.start()
         resumed = golem.journal is not None and golem.journal.resumed
@@ -267,7 +281,15 @@ def _run(
                     golem, host=args.metrics_addr, port=args.metrics_port, metrics=metrics
                 )
                 _say(f"# /metrics and /status on {server.url}")
-            cluster = golem.run_service(service_cls, args.instances, params=params, policy=policy)
+            if args.stream_output:  # shown whatever --log-level says of the rest
+                logging.getLogger("golem_actors.output").setLevel(logging.INFO)
+            cluster = golem.run_service(
+                service_cls,
+                args.instances,
+                params=params,
+                policy=policy,
+                stream_output=args.stream_output,
+            )
             deadline = time.monotonic() + args.duration if args.duration else None
             table = _Table(enabled=not args.no_table)
             while not stop.wait(1.0):

@@ -10,6 +10,7 @@ early wakes every waiter at once (the real one lets a poll for a never-run comma
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import threading
 import time
@@ -17,7 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Batch", "CommandState", "event_date", "format_output", "runtime_timestamp"]
+__all__ = [
+    "Batch",
+    "CommandState",
+    "StreamedOutput",
+    "event_date",
+    "format_output",
+    "runtime_timestamp",
+]
 
 Output = str | list[int] | None
 
@@ -71,6 +79,34 @@ def format_output(spec: Mapping[str, Any] | None, data: bytes) -> tuple[Output, 
     if options.get("format") in ("bin", "binary"):
         return list(data), mode == "stream"
     return _text(data), mode == "stream"
+
+
+class StreamedOutput:
+    """A ``stream`` capture of one command's stdout or stderr, formatted chunk by chunk as the
+    command prints (a ``limit`` caps the whole stream; text is decoded across chunk ends)."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        limit = options.get("limit")
+        self._left = None if limit is None else int(limit)
+        self._binary = options.get("format") in ("bin", "binary")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any] | None) -> StreamedOutput | None:
+        """The streamed capture a spec asks for; None for an at-end capture or none."""
+        if not spec:
+            return None
+        mode, options = _capture_mode(spec)
+        return cls(options) if mode == "stream" else None
+
+    def chunk(self, data: bytes, *, final: bool = False) -> Output:
+        """What of ``data`` goes out as an event now (None: nothing yet)."""
+        if self._left is not None:
+            data = data[: self._left]
+            self._left -= len(data)
+        if self._binary:
+            return list(data) or None
+        return self._decoder.decode(data, final) or None
 
 
 @dataclass

@@ -31,6 +31,7 @@ __all__ = [
     "INSTALL_HINT",
     "MAX_OUTPUT",
     "NoInitError",
+    "OnOutput",
     "RunResult",
     "SandboxError",
     "SandboxUnavailableError",
@@ -75,6 +76,10 @@ class SandboxUnavailableError(SandboxError):
 
 class NoInitError(SandboxError):
     """The image has no Python the container's init can run on."""
+
+
+#: Told each chunk a command prints as it prints it: ("stdout" or "stderr", the bytes).
+OnOutput = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from golem_actors.localnet import bwrap
-from golem_actors.localnet.bwrap import KILL_GRACE, SETUP_TIMEOUT, RunResult, SandboxError
+from golem_actors.localnet.bwrap import (
+    KILL_GRACE,
+    SETUP_TIMEOUT,
+    OnOutput,
+    RunResult,
+    SandboxError,
+)
 
 __all__ = ["ContainerCommand", "Hooks"]
 
@@ -61,10 +67,12 @@ class ContainerCommand:
         pipes: tuple[int, int],
         deadline: float | None,
         hooks: Hooks,
+        on_output: OnOutput | None = None,
     ) -> RunResult:
         """Send ``request``, read ``pipes`` (stdout, stderr; closed or adopted here) and the
-        init's messages until the command ends; kill it at ``deadline``."""
-        bufs = {fd: bytearray() for fd in pipes}
+        init's messages until the command ends; kill it at ``deadline``. ``on_output`` is told
+        what it prints as it comes."""
+        bufs = {fd: _Output(name, on_output) for fd, name in zip(pipes, _NAMES, strict=True)}
         open_fds = set(pipes)
         try:
             with self.send_lock:
@@ -90,7 +98,7 @@ class ContainerCommand:
 
     def _wait_end(
         self,
-        bufs: dict[int, bytearray],
+        bufs: dict[int, _Output],
         open_fds: set[int],
         deadline: float | None,
         hooks: Hooks,
@@ -163,15 +171,31 @@ def _message(line: bytes) -> dict[str, float] | None:
     return {"exit": float(exit_code), "cpu": float(cpu)}
 
 
-def _read_into(fd: int, buf: bytearray) -> bool:
+_NAMES = ("stdout", "stderr")
+
+
+class _Output(bytearray):
+    """A command's stdout or stderr, kept up to ``MAX_OUTPUT`` and told to ``on_output``."""
+
+    def __init__(self, name: str, on_output: OnOutput | None) -> None:
+        super().__init__()
+        self.name, self.on_output = name, on_output
+
+    def add(self, chunk: bytes) -> None:
+        kept = chunk[: max(0, bwrap.MAX_OUTPUT - len(self))]
+        self += kept
+        if kept and self.on_output is not None:
+            self.on_output(self.name, kept)
+
+
+def _read_into(fd: int, buf: _Output) -> bool:
     """Read a chunk of ``fd`` into ``buf`` (up to ``MAX_OUTPUT``); False at its end."""
     chunk = os.read(fd, 65536)
-    if len(buf) < bwrap.MAX_OUTPUT:
-        buf += chunk[: bwrap.MAX_OUTPUT - len(buf)]
+    buf.add(chunk)
     return bool(chunk)
 
 
-def _drain(fd: int, buf: bytearray) -> bool:
+def _drain(fd: int, buf: _Output) -> bool:
     """Read what an ended command left in a pipe; True at its end, False if background
     processes still hold it (and may write more)."""
     os.set_blocking(fd, False)
@@ -184,6 +208,5 @@ def _drain(fd: int, buf: bytearray) -> bool:
         if not chunk:
             return True
         taken += len(chunk)
-        if len(buf) < bwrap.MAX_OUTPUT:
-            buf += chunk[: bwrap.MAX_OUTPUT - len(buf)]
+        buf.add(chunk)
     return False

@@ -38,6 +38,7 @@ from golem_actors.localnet.bwrap import (
     KILL_GRACE,
     SETUP_TIMEOUT,
     NoInitError,
+    OnOutput,
     RunResult,
     SandboxError,
 )
@@ -306,7 +307,12 @@ class Container:
     # -- commands ----------------------------------------------------------------------------
 
     def run(
-        self, argv: Sequence[str], env: Mapping[str, str], timeout: float | None, cwd: str
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        timeout: float | None,
+        cwd: str,
+        on_output: OnOutput | None = None,
     ) -> RunResult:
         """Run ``argv`` in the container (no shell) until its own process ends, or kill it and
         its tree at ``timeout``. What it starts in the background lives on."""
@@ -330,7 +336,7 @@ class Container:
         deadline = None if timeout is None else started + timeout
         hooks = Hooks(stop=self.stop, gone=self._gone_now, adopt=self._adopt)
         try:
-            return command.run(request, (out_r, err_r), deadline, hooks)
+            return command.run(request, (out_r, err_r), deadline, hooks, on_output)
         except OSError as exc:
             raise SandboxError(f"{self.gone()} ({exc})") from exc
         finally:

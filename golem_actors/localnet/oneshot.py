@@ -26,6 +26,7 @@ from golem_actors.localnet import bwrap
 from golem_actors.localnet.bwrap import (
     INSTALL_HINT,
     KILL_GRACE,
+    OnOutput,
     RunResult,
     SandboxError,
     SandboxUnavailableError,
@@ -73,7 +74,12 @@ class OneShot:
             return sum(_tree_cpu(run.monitor.pid) for run in self._running)
 
     def run(
-        self, argv: Sequence[str], env: Mapping[str, str] | None, timeout: float | None, cwd: str
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None,
+        timeout: float | None,
+        cwd: str,
+        on_output: OnOutput | None = None,
     ) -> RunResult:
         """Call it from a thread that outlives the command: bwrap dies with the thread that
         started it (``--die-with-parent``), which is what cleans up after a crashed provider."""
@@ -90,7 +96,7 @@ class OneShot:
             os.close(status_w)
             os.close(block_r)
         try:
-            return self._finish(run, status_r, block_w, timeout)
+            return self._finish(run, status_r, block_w, timeout, on_output)
         finally:
             os.close(status_r)
 
@@ -119,7 +125,12 @@ class OneShot:
             return run
 
     def _finish(
-        self, run: _Running, status_r: int, block_w: int, timeout: float | None
+        self,
+        run: _Running,
+        status_r: int,
+        block_w: int,
+        timeout: float | None,
+        on_output: OnOutput | None,
     ) -> RunResult:
         cgroup = None
         try:
@@ -138,7 +149,7 @@ class OneShot:
             finally:
                 os.close(block_w)
             deadline = None if timeout is None else run.started + timeout
-            out, err, status = _collect(run, status_r, deadline)
+            out, err, status = _collect(run, status_r, deadline, on_output)
         finally:
             with self._lock:
                 self._running.discard(run)
@@ -183,13 +194,16 @@ class OneShot:
             return not self._running
 
 
-def _collect(run: _Running, status_r: int, deadline: float | None) -> tuple[bytes, bytes, bytes]:
+def _collect(
+    run: _Running, status_r: int, deadline: float | None, on_output: OnOutput | None
+) -> tuple[bytes, bytes, bytes]:
     """Read stdout, stderr and the status pipe to their ends; kill at ``deadline``."""
     monitor = run.monitor
     assert monitor.stdout is not None
     assert monitor.stderr is not None
     out_fd, err_fd = monitor.stdout.fileno(), monitor.stderr.fileno()
     bufs = {out_fd: bytearray(), err_fd: bytearray(), status_r: bytearray()}
+    names = {out_fd: "stdout", err_fd: "stderr"}
     grace: float | None = None
     with selectors.DefaultSelector() as sel:
         for fd in bufs:
@@ -209,8 +223,11 @@ def _collect(run: _Running, status_r: int, deadline: float | None) -> tuple[byte
                 chunk, buf = os.read(key.fd, 65536), bufs[key.fd]
                 if not chunk:
                     sel.unregister(key.fd)
-                elif len(buf) < bwrap.MAX_OUTPUT:
-                    buf += chunk[: bwrap.MAX_OUTPUT - len(buf)]
+                    continue
+                kept = chunk[: max(0, bwrap.MAX_OUTPUT - len(buf))]
+                buf += kept
+                if kept and on_output is not None and key.fd in names:
+                    on_output(names[key.fd], kept)
     return bytes(bufs[out_fd]), bytes(bufs[err_fd]), bytes(bufs[status_r])
 
 

@@ -28,7 +28,8 @@ from typing import Any, Protocol
 
 from golem_actors.errors import GolemActorsError
 from golem_actors.images.gvmi import GvmiError
-from golem_actors.localnet.batches import Batch, CommandState, format_output
+from golem_actors.localnet.batches import Batch, CommandState, StreamedOutput, format_output
+from golem_actors.localnet.bwrap import OnOutput
 from golem_actors.localnet.constraints import flatten_properties
 from golem_actors.localnet.gftp import GftpTransfers
 from golem_actors.localnet.images import ImageError, image_config
@@ -70,6 +71,7 @@ class SandboxLike(Protocol):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         cwd: str = "/golem/work",
+        on_output: OnOutput | None = None,
     ) -> RunResult: ...
     def cancel(self) -> None: ...
     def start(self) -> bool: ...
@@ -293,17 +295,32 @@ class ActivityRuntime:
         if not isinstance(entry_point, str) or not all(isinstance(a, str) for a in args):
             raise CommandError(f"run needs an entry_point and string args, got {body!r}")
         capture = body.get("capture") or _DEFAULT_CAPTURE
+        streams = {
+            name: out
+            for name in ("stdout", "stderr")
+            if (out := StreamedOutput.of(capture.get(name))) is not None
+        }
+
+        def printed(name: str, data: bytes, *, final: bool = False) -> None:
+            """A stream capture sends what the command prints as it prints it."""
+            out = streams.get(name)
+            if out is not None and (value := out.chunk(data, final=final)) is not None:
+                batch.output(index, name, value)
+
         try:
-            argv = [entry_point, *args]
-            result = self._sandboxed().run(argv, timeout=self.command_timeout, cwd=self._cwd)
+            result = self._sandboxed().run(
+                [entry_point, *args],
+                timeout=self.command_timeout,
+                cwd=self._cwd,
+                on_output=printed if streams else None,
+            )
         except SandboxError as exc:
             raise CommandError(f"run failed: {exc}") from exc
+        for name in streams:
+            printed(name, b"", final=True)  # what an incomplete character held back
         for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):
             spec = capture.get(stream)  # a capture without this stream discards it
-            value, streamed = format_output(spec, data) if spec else (None, False)
-            captured[stream] = value
-            if streamed and value is not None:
-                batch.output(index, stream, value)
+            captured[stream] = format_output(spec, data)[0] if spec else None
         if result.timed_out:
             limit = f"{self.command_timeout:g} s"
             raise CommandError(f"command timed out after {limit} (this provider's limit)")

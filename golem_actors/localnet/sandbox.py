@@ -39,6 +39,7 @@ from golem_actors.localnet import paths
 from golem_actors.localnet.bwrap import (
     DEFAULT_ENV,
     NoInitError,
+    OnOutput,
     RunResult,
     SandboxError,
     SandboxUnavailableError,
@@ -213,8 +214,10 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         cwd: str = "/golem/work",
+        on_output: OnOutput | None = None,
     ) -> RunResult:
-        """Run ``argv`` (exec'd directly, no shell) to its end or for ``timeout`` seconds.
+        """Run ``argv`` (exec'd directly, no shell) to its end or for ``timeout`` seconds;
+        ``on_output`` is told each chunk it prints as it comes (its result has them all too).
 
         In the container, a command ends when its own process does; a timeout or ``cancel``
         kills its tree (its session and descendants) and nothing else. Without one, call it
@@ -231,8 +234,8 @@ class Sandbox:
                 raise SandboxError(f"the sandbox in {self.activity_dir} was destroyed")
             container = self._container
         if container is None:
-            return self._oneshot.run(argv, env, timeout, cwd)
-        return container.run(argv, {**self._env, **(env or {})}, timeout, cwd)
+            return self._oneshot.run(argv, env, timeout, cwd, on_output)
+        return container.run(argv, {**self._env, **(env or {})}, timeout, cwd, on_output)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:

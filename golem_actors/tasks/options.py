@@ -28,6 +28,7 @@ class TaskOptions:
     policy: TaskPolicy | None = None  # retries, bans, speculation (defaults: ``TaskPolicy()``)
     progress: bool | None = None  # a bar on stderr; None: when stderr is a terminal
     name: str = "tasks"  # names the run's demand and its workers' group
+    stream_output: bool = False  # every command's output to the golem_actors.output log
 
     def __post_init__(self) -> None:
         arguments.whole("max_workers", self.max_workers, ge=1, error=TaskDefinitionError)
@@ -38,6 +39,8 @@ class TaskOptions:
             raise TaskDefinitionError(f"policy must be a TaskPolicy, got {self.policy!r}")
         if self.progress is not None and not isinstance(self.progress, bool):
             raise TaskDefinitionError(f"progress must be a bool or None, got {self.progress!r}")
+        if not isinstance(self.stream_output, bool):
+            raise TaskDefinitionError(f"stream_output must be a bool, got {self.stream_output!r}")
         if not isinstance(self.name, str) or not self.name.strip():
             raise TaskDefinitionError(f"name must be a non-empty string, got {self.name!r}")
         self.task_policy()  # max_retries is checked there

@@ -117,6 +117,7 @@ def start_task_run(
         # The runtime never looks into a task's data or result: it hands this run's own tasks
         # back to this run's worker, and its results to this run (typed again there).
         worker_fn=cast("Worker[object, object] | None", worker),
+        stream_output=options.stream_output,
     )
     run_holder.append(TaskDispatcher.start(rt, tasks=todo, config=config, options=options, run=run))
     if bar is not None:

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json as jsonlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from golem_actors.yagna.errors import YagnaTimeoutError
+from golem_actors.yagna.errors import (
+    YagnaConnectionError,
+    YagnaError,
+    YagnaResponseError,
+    YagnaTimeoutError,
+)
 from golem_actors.yagna.models import (
     ActivityEvent,
     ActivityState,
     ActivityUsage,
     CommandResult,
     CreatedActivity,
+    RuntimeEvent,
     format_timestamp,
 )
-from golem_actors.yagna.transport import Transport, check_max_events
+from golem_actors.yagna.sse import iter_messages
+from golem_actors.yagna.transport import Cancel, Transport, check_max_events
 
 __all__ = ["ActivityApi"]
 
@@ -69,6 +76,53 @@ class ActivityApi:
             poll_timeout=timeout,
         )
         return [CommandResult.from_json(r) for r in data or []]
+
+    def follow_batch(
+        self,
+        activity_id: str,
+        batch_id: str,
+        on_event: Callable[[RuntimeEvent], object],
+        *,
+        commands: int,
+        timeout: float,
+        cancel: Cancel | None = None,
+    ) -> bool:
+        """Hand the batch's stream events to ``on_event`` as they come, until the batch ends.
+
+        True once the end was seen (the last of ``commands`` finished, or one failed); False if
+        ``cancel`` was set first. yagna only streams what happens after the stream is opened
+        (localnet's exe-unit replays from the start), so early events may be missing: the
+        polled results stay the authority. Raises ``YagnaError`` when the stream cannot be
+        opened, breaks, or stays silent for ``timeout`` seconds.
+        """
+        path = f"/activity/{activity_id}/exec/{batch_id}"
+        try:
+            with self._t.stream(_API, path, read_timeout=timeout, cancel=cancel) as lines:
+                for message in iter_messages(lines):
+                    if cancel is not None and cancel.is_set():
+                        return False
+                    if message.event not in ("runtime", "message"):
+                        continue
+                    try:
+                        event = RuntimeEvent.from_json(jsonlib.loads(message.data))
+                    except ValueError as exc:  # bad JSON or a ModelError
+                        raise YagnaResponseError(
+                            f"a malformed stream event: {exc}", method="GET", path=path
+                        ) from None
+                    on_event(event)
+                    if event.kind == "finished" and (
+                        event.return_code != 0 or event.index >= commands - 1
+                    ):
+                        return True
+        except YagnaError:
+            if cancel is not None and cancel.is_set():
+                return False
+            raise
+        if cancel is not None and cancel.is_set():
+            return False
+        raise YagnaConnectionError(
+            "the results stream ended before the batch did", method="GET", path=path
+        )
 
     def get_state(self, activity_id: str) -> ActivityState:
         return ActivityState.from_json(self._call("GET", f"/activity/{activity_id}/state"))

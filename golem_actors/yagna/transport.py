@@ -6,15 +6,18 @@ for a little longer than that, so the server, not the socket, ends the poll.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 import requests
 import requests.adapters
+import urllib3.exceptions
 
 from golem_actors import arguments
 from golem_actors.yagna.config import ApiConfig
@@ -27,7 +30,7 @@ from golem_actors.yagna.errors import (
 )
 from golem_actors.yagna.retry import Failure, RetryPolicy
 
-__all__ = ["MAX_EVENTS", "CallRecord", "Transport", "check_max_events", "redact"]
+__all__ = ["MAX_EVENTS", "CallRecord", "Cancel", "Transport", "check_max_events", "redact"]
 
 log = logging.getLogger("golem_actors.yagna.api")
 
@@ -93,6 +96,36 @@ def _message_of(response: requests.Response) -> str:
     if isinstance(body, str):
         return body
     return response.text
+
+
+class Cancel:
+    """Ends a streamed read from another thread: sets a flag and shuts the socket's reading
+    side, so a read blocked on a silent stream returns at once instead of at its timeout."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._set = False
+        self._closers: list[Callable[[], object]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            closers, self._closers = self._closers, []
+        for closer in closers:
+            with contextlib.suppress(Exception):  # already closed, released: nothing to end
+                closer()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def on_cancel(self, closer: Callable[[], object]) -> None:
+        """Call ``closer`` when cancelled (at once if it already is)."""
+        with self._lock:
+            if not self._set:
+                self._closers.append(closer)
+                return
+        with contextlib.suppress(Exception):
+            closer()
 
 
 class Transport:
@@ -199,6 +232,67 @@ class Transport:
                 continue
             message = redact(_message_of(response), self.config.app_key)[:_MAX_MESSAGE]
             raise error_for_status(status, message, method=method, path=path)
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        api: str,
+        path: str,
+        *,
+        read_timeout: float,
+        accept: str = "text/event-stream",
+        cancel: Cancel | None = None,
+    ) -> Iterator[Iterator[bytes]]:
+        """``GET path`` as a stream: yields an iterator of its lines as they arrive.
+
+        ``read_timeout`` bounds each silence, not the whole stream. Never retried (a stream
+        replayed from a second connection could repeat or miss events: the caller decides).
+        A ``cancel`` set from another thread ends the reading with ``YagnaConnectionError``.
+        """
+        url = self.config.base_url(api) + path
+        started = time.monotonic()
+        try:
+            response = self._session.get(
+                url,
+                headers={"Accept": accept},
+                stream=True,
+                timeout=(self.connect_timeout, read_timeout),
+            )
+        except requests.RequestException as exc:
+            _, error = self._classify(exc, "GET", path)
+            self._notify(api, "GET", path, None, "failed", started, 1)
+            raise error from None
+        with response:
+            status = response.status_code
+            if status >= 400:  # noqa: PLR2004
+                self._notify(api, "GET", path, status, "error", started, 1)
+                message = redact(_message_of(response), self.config.app_key)[:_MAX_MESSAGE]
+                raise error_for_status(status, message, method="GET", path=path)
+            self._notify(api, "GET", path, status, "ok", started, 1)
+            if cancel is not None and hasattr(response.raw, "shutdown"):
+                cancel.on_cancel(response.raw.shutdown)
+            yield self._lines(response, path)
+
+    def _lines(self, response: requests.Response, path: str) -> Iterator[bytes]:
+        raw = response.raw
+        chunks: Iterator[bytes]
+        if getattr(raw, "chunked", False):  # yagna's: each chunk as it comes
+            chunks = raw.read_chunked(decode_content=True)
+        elif hasattr(raw, "read1"):  # what has arrived, never waiting for a whole buffer
+            chunks = iter(lambda: raw.read1(65536), b"")
+        else:  # a body already read (a test double)
+            chunks = iter([response.content])
+        pending = b""
+        try:
+            for chunk in chunks:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                yield from lines
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+            reason = redact(f"{type(exc).__name__}: {exc}", self.config.app_key)[:_MAX_MESSAGE]
+            timed_out = isinstance(exc, urllib3.exceptions.ReadTimeoutError | TimeoutError)
+            kind = YagnaTimeoutError if timed_out else YagnaConnectionError
+            raise kind(f"the stream broke: {reason}", method="GET", path=path) from None
 
     def _classify(
         self, exc: requests.RequestException, method: str, path: str

@@ -42,7 +42,15 @@ from golem_actors.yagna import (
     YagnaServerError,
     YagnaTimeoutError,
 )
-from golem_actors.yagna.models import Agreement, Allocation, CommandResult, Demand, Offer
+from golem_actors.yagna.models import (
+    Agreement,
+    Allocation,
+    CommandResult,
+    Demand,
+    Offer,
+    RuntimeEvent,
+)
+from golem_actors.yagna.transport import Cancel
 from tests.localnet.requestor import demand
 from tests.localnet.test_sandbox import running
 from tests.waiting import wait_for
@@ -95,13 +103,23 @@ class FakeSandbox:
         return self.root.joinpath(*parts[2:])
 
     def run(
-        self, argv: Any, *, env: Any = None, timeout: float | None = None, cwd: str = "/golem/work"
+        self,
+        argv: Any,
+        *,
+        env: Any = None,
+        timeout: float | None = None,
+        cwd: str = "/golem/work",
+        on_output: Any = None,
     ) -> RunResult:
         self.runs.append(list(argv))
         self._cancelled = False
         kind, *args = argv
         if kind == "out":
-            return RunResult(0, args[0].encode(), args[1].encode(), 0.01, 0.01, timed_out=False)
+            out, err = args[0].encode(), args[1].encode()
+            for name, data in (("stdout", out), ("stderr", err)):
+                if on_output is not None and data:
+                    on_output(name, data)  # as the real sandbox does, while it runs
+            return RunResult(0, out, err, 0.01, 0.01, timed_out=False)
         if kind == "exit":
             err = args[1].encode() if len(args) > 1 else b""
             return RunResult(int(args[0]), b"", err, 0.01, 0.01, timed_out=False)
@@ -833,6 +851,40 @@ def test_results_stream_as_server_sent_events(ready: Activity, localnet: LocalNe
     assert (kinds["stdout"]["stdout"], kinds["stderr"]["stderr"]) == ("out\n", "err\n")
     assert kinds["finished"]["finished"] == {"return_code": 0, "message": None}
     assert all(e["batch_id"] == batch_id and CHRONO_NAIVE.match(e["timestamp"]) for e in events)
+
+
+@pytest.mark.yagna
+@yagna_tests
+def test_the_client_follows_a_batch_to_its_end_or_until_cancelled(ready: Activity):
+    streamed = Capture(stream=True)
+    script = Script().run("/bin/sh", "-c", "echo a; echo b >&2", stdout=streamed, stderr=streamed)
+    script.run("/bin/sh", "-c", "exit 4", stdout=streamed, stderr=streamed)
+    script.run("/bin/echo", "never")
+    events: list[RuntimeEvent] = []
+    follow = ready.client.activity.follow_batch
+    assert follow(ready.activity_id, ready.exec(script), events.append, commands=3, timeout=10)
+    kinds = [(e.index, e.kind, e.output or e.return_code) for e in events]
+    assert kinds == [
+        (0, "started", None),
+        (0, "stdout", "a\n"),
+        (0, "stderr", "b\n"),
+        (0, "finished", 0),
+        (1, "started", None),
+        (1, "finished", 4),  # a failed command ends the batch: no waiting for command 2
+    ]
+    # A silent command: cancelling shuts the stream at once, not at its read timeout.
+    cancel = Cancel()
+    slow = Script().run("/bin/sh", "-c", "echo go; sleep 2.5", stdout=streamed)
+    started = time.monotonic()
+
+    def on_event(event: RuntimeEvent) -> None:
+        if event.kind == "stdout":
+            threading.Timer(0.2, cancel.set).start()
+
+    batch = ready.exec(slow)
+    assert not follow(ready.activity_id, batch, on_event, commands=1, timeout=10, cancel=cancel)
+    assert time.monotonic() - started < 1.8
+    assert ready.results(batch)[0].ok  # the batch itself went on
 
 
 def tiny_rootfs(dest: Path) -> Path:

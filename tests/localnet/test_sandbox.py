@@ -107,6 +107,30 @@ def test_output_is_capped(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None
     assert result.exit_code == 0  # the rest was read and dropped, the command never blocked
 
 
+def test_output_is_told_as_it_is_printed(box: Sandbox) -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    def told(name: str) -> bytes:
+        return b"".join(data for n, data in list(seen) if n == name)
+
+    # The command waits for a file that is created only once its first lines were told.
+    wait = "i=0; while [ ! -e go ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done"
+    script = f"echo one; echo two >&2; {wait}; echo three"
+    done: list[RunResult] = []
+    worker = threading.Thread(
+        target=lambda: done.append(
+            box.run([SH, "-c", script], on_output=lambda n, d: seen.append((n, d)))
+        )
+    )
+    worker.start()
+    until("the first lines told", lambda: told("stdout") == b"one\n" and told("stderr") != b"", 5)
+    (box.host_path("/golem/work") / "go").touch()
+    worker.join(10)
+    (result,) = done
+    assert (result.stdout, result.stderr) == (b"one\nthree\n", b"two\n")
+    assert (told("stdout"), told("stderr")) == (result.stdout, result.stderr)
+
+
 def test_no_descriptors_or_processes_leak(box: Sandbox) -> None:
     def open_fds() -> int:
         return len(list(Path("/proc/self/fd").iterdir()))

@@ -15,6 +15,7 @@ from golem_actors.yagna.models import (
     AgreementApprovedEvent,
     AgreementTerminatedEvent,
     ProposalEvent,
+    RuntimeEvent,
 )
 from golem_actors.yagna.testing import MockYagna
 
@@ -71,6 +72,7 @@ INVOICE = {
     "status": "RECEIVED",
 }
 ACCOUNT = {"platform": "erc20-holesky-tglm", "address": R, "send": True, "receive": False}
+STREAMED: list[RuntimeEvent] = []  # what follow_batch's case was handed
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Case:
     query: dict[str, str] = field(default_factory=dict)
     body: Any = None
     expect: Callable[[Any], bool] = lambda result: result is None
+    text: str | None = None  # a raw answer instead of ``answer`` as JSON
 
 
 CASES = [
@@ -363,6 +366,20 @@ CASES = [
         ],
         query={"timeout": "5"},
         expect=lambda r: r[0].ok and r[0].stdout == "hi\n" and r[0].is_batch_finished,
+    ),
+    Case(
+        "follow_batch",
+        lambda c: c.activity.follow_batch(ACT, "batch-1", STREAMED.append, commands=1, timeout=5),
+        "GET",
+        f"{ACTIVITY}/activity/{ACT}/exec/batch-1",
+        text=(
+            'event: runtime\ndata: {"batch_id": "batch-1", "index": 0, "timestamp": '
+            '"2026-11-27T23:21:33.5", "kind": {"stdout": "hi\\n"}}\nid: 0\n\n'
+            'event: runtime\ndata: {"batch_id": "batch-1", "index": 0, "timestamp": '
+            '"2026-11-27T23:21:34", "kind": {"finished": {"return_code": 0, "message": null}}}'
+            "\nid: 1\n\n:ping\n"
+        ),
+        expect=lambda seen: seen is True and [e.kind for e in STREAMED] == ["stdout", "finished"],
     ),
     Case(
         "batch_results_of_one_command_no_wait",
@@ -784,7 +801,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_api_call(case: Case) -> None:
     mock = MockYagna()
-    mock.add(case.method, case.path, status=case.status, json=case.answer)
+    mock.add(case.method, case.path, status=case.status, json=case.answer, text=case.text)
     with mock.client() as client:
         result = case.call(client)
     assert len(mock.calls) == 1

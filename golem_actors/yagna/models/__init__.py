@@ -12,6 +12,7 @@ from golem_actors.yagna.models.activity import (
     ActivityUsage,
     CommandResult,
     CreatedActivity,
+    RuntimeEvent,
 )
 from golem_actors.yagna.models.identity import Identity, Version
 from golem_actors.yagna.models.market import (
@@ -77,6 +78,7 @@ __all__ = [
     "Proposal",
     "ProposalEvent",
     "ProposalRejectedEvent",
+    "RuntimeEvent",
     "ServiceBinding",
     "UnknownMarketEvent",
     "Version",

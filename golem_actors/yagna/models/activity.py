@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from golem_actors.yagna.models._base import Model, ModelError
+from golem_actors.yagna.models._base import Model, ModelError, parse_timestamp
 
 __all__ = [
     "ActivityEvent",
@@ -14,7 +14,11 @@ __all__ = [
     "ActivityUsage",
     "CommandResult",
     "CreatedActivity",
+    "RuntimeEvent",
 ]
+
+#: The kinds of a batch's stream events (yagna's ``RuntimeEventKind``).
+RUNTIME_EVENT_KINDS = ("started", "stdout", "stderr", "finished")
 
 
 @dataclass(frozen=True)
@@ -84,3 +88,61 @@ class ActivityEvent(Model):
         if isinstance(self.event_type, dict) and len(self.event_type) == 1:
             return next(iter(self.event_type))
         raise ModelError(f"ActivityEvent.eventType: unexpected shape {self.event_type!r}")
+
+
+@dataclass(frozen=True)
+class RuntimeEvent:
+    """One event of a batch's results stream (``Accept: text/event-stream``).
+
+    A command ``started``, printed a chunk of ``stdout``/``stderr`` (``output``: text, or bytes
+    with ``bin`` capture; a chunk, not a line), or ``finished`` with a ``return_code`` (0: ok)
+    and a ``message``. The wire names are snake_case here, unlike the rest of the API.
+    """
+
+    batch_id: str
+    index: int
+    timestamp: dt.datetime
+    kind: str
+    output: str | bytes | None = None
+    return_code: int | None = None
+    message: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> RuntimeEvent:
+        """Parse one event; ``ModelError`` names what is wrong."""
+        if not isinstance(data, dict):
+            raise ModelError(f"RuntimeEvent: expected a JSON object, got {type(data).__name__}")
+        index, kind_body = data.get("index"), data.get("kind")
+        if type(index) is not int or index < 0:
+            raise ModelError(f"RuntimeEvent.index: expected an index >= 0, got {index!r}")
+        if not isinstance(kind_body, dict) or len(kind_body) != 1:
+            raise ModelError(f"RuntimeEvent.kind: expected one kind, got {kind_body!r}")
+        kind, body = next(iter(kind_body.items()))
+        if kind not in RUNTIME_EVENT_KINDS:
+            raise ModelError(f"RuntimeEvent.kind: unknown kind {kind!r}")
+        try:
+            stamp = parse_timestamp(str(data.get("timestamp")))
+        except ValueError:
+            raise ModelError(f"RuntimeEvent.timestamp: {data.get('timestamp')!r}") from None
+        event = cls(str(data.get("batch_id", "")), index, stamp, kind)
+        if kind in ("stdout", "stderr"):
+            return replace(event, output=_chunk(body, f"RuntimeEvent.kind.{kind}"))
+        if kind == "finished":
+            if not isinstance(body, dict) or type(body.get("return_code")) is not int:
+                raise ModelError(f"RuntimeEvent.kind.finished: no return_code in {body!r}")
+            message = body.get("message")
+            return replace(
+                event,
+                return_code=body["return_code"],
+                message=message if isinstance(message, str) else None,
+            )
+        return event
+
+
+def _chunk(body: Any, where: str) -> str | bytes:
+    """A chunk of output: a string, or (``bin`` capture) serde's list of byte values."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list) and all(type(b) is int and 0 <= b <= 255 for b in body):  # noqa: PLR2004
+        return bytes(body)
+    raise ModelError(f"{where}: expected text or a list of bytes, got {body!r:.80}")
