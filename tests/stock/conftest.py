@@ -19,12 +19,13 @@ from tests.stock.harness import GOLEM_ACTORS
 
 #: the tag stock clients ask localnet's registry for
 IMAGE_TAG = "stock/transform:1.0"
-_PROGRAMS = {"sh": "/usr/bin/dash", "cat": "/usr/bin/cat", "tr": "/usr/bin/tr", "wc": "/usr/bin/wc"}
+_PROGRAMS = {"sh": "/usr/bin/dash", "cat": "/usr/bin/cat", "tr": "/usr/bin/tr"}
+_PROGRAMS |= {"wc": "/usr/bin/wc", "sleep": "/usr/bin/sleep"}
 
 
 @pytest.fixture(scope="session")
 def stock_image(localnet: LocalNet, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny GVMI (sh, cat, tr, wc) built and tagged with the console script, as a user would.
+    """A tiny GVMI (sh, cat, tr, wc, sleep), built and tagged with the console scripts.
 
     Its volumes are the ones stock clients write to: /golem/input, /golem/output, /golem/work
     (the working directory). Returns the tag, which localnet's registry now resolves.

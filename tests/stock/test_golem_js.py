@@ -5,7 +5,8 @@
 (subnet ``public``, payment ``erc20-holesky-tglm``, its ``ws`` data transfer: GFTP served on the
 requestor's node through yagna's GSB API). It uploads a file, upper-cases it in the container,
 downloads it to disk and into memory (where golem-js checks the SHA3-256), and finalizes the
-rental. Here: its output, then what yagna says about the agreement, activity and invoice.
+rental. Here: its output, then what yagna says about the agreement, activity, debit notes and
+invoice.
 """
 
 from __future__ import annotations
@@ -57,3 +58,6 @@ def test_golem_js_moves_files_by_gftp_runs_a_tagged_image_and_pays(
     invoice = settled(yagna, report["agreementId"])
     assert invoice.agreement_id == report["agreementId"]
     assert yagna.activity.get_state(report["activityId"]).current == "Terminated"
+    # It asked for a debit note a second and ran for 2 s: golem-js accepted what localnet sent.
+    notes = [d for d in yagna.payment.debit_notes() if d.agreement_id == report["agreementId"]]
+    assert any(d.status == "ACCEPTED" for d in notes), notes

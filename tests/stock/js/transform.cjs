@@ -7,10 +7,11 @@
 //
 // Rents one provider for an image named by tag, uploads INPUT_FILE with GFTP (golem-js's "ws"
 // storage: the file is served on the requestor's node through yagna's GSB API), upper-cases it
-// in the container, downloads the result twice (to OUTPUT_FILE, and into memory, where golem-js
-// checks its SHA3-256), then ends the rental: activity destroyed, agreement terminated, and
-// golem-js waits for the invoice and accepts it. The last stdout line is one JSON object with
-// what the test checks against yagna; any failure exits non-zero.
+// in the container (taking 2 s, so debit notes come), downloads the result twice (to
+// OUTPUT_FILE, and into memory, where golem-js checks its SHA3-256), then ends the rental:
+// activity destroyed, agreement terminated, and golem-js waits for the invoice and accepts it.
+// The last stdout line is one JSON object with what the test checks against yagna; any
+// failure exits non-zero.
 //
 // CommonJS on purpose: golem-js 3.6's ES-module build calls js-sha3 through a namespace import
 // that has no sha3_256 in Node, so downloadData() throws "jsSha3.sha3_256 is not a function"
@@ -25,7 +26,11 @@ if (!imageTag || !inputPath || !outputPath) {
 }
 
 const order = {
-  demand: { workload: { imageTag } },
+  demand: {
+    workload: { imageTag },
+    // a debit note every second (localnet's shortest), so golem-js accepts some mid-agreement
+    payment: { midAgreementDebitNoteIntervalSec: 1 },
+  },
   market: {
     rentHours: 0.25,
     pricing: {
@@ -44,7 +49,8 @@ async function main() {
     const rental = await glm.oneOf({ order, signalOrTimeout: 60_000 });
     const exe = await rental.getExeUnit(60_000);
     await exe.uploadFile(inputPath, "/golem/input/in.txt");
-    const command = "tr a-z A-Z < /golem/input/in.txt > /golem/output/out.txt && wc -c < /golem/output/out.txt";
+    const command =
+      "tr a-z A-Z < /golem/input/in.txt > /golem/output/out.txt && sleep 2 && wc -c < /golem/output/out.txt";
     const ran = await exe.run(command);
     if (ran.result !== "Ok") throw new Error(`the command failed: ${JSON.stringify(ran)}`);
     await exe.downloadFile("/golem/output/out.txt", outputPath);
