@@ -5,6 +5,9 @@ environment is the export lines ``golem-actors localnet env`` prints, nothing el
 run is bounded; a client that overruns is killed with its whole process group and the test fails
 with the tail of its output. Afterwards yagna itself (the requestor's REST API) is asked whether
 the client settled: activity destroyed, agreement terminated, invoice accepted.
+
+A new stock scenario (a golem-js VPN with a TCP proxy, say) is a script beside the others
+(``js/`` or ``py/``) and a test module beside these, using the same fixtures (conftest.py).
 """
 
 from __future__ import annotations

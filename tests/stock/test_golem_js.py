@@ -11,40 +11,26 @@ invoice.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from golem_actors.localnet.network import LocalNet
 from golem_actors.yagna import YagnaClient
-from tests.stock.conftest import text_file
-from tests.stock.harness import STOCK, client_env, printed_env, run_stock, settled
+from tests.stock.conftest import JS, text_file
+from tests.stock.harness import client_env, printed_env, run_stock, settled
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
 
-JS = STOCK / "js"
-GOLEM_JS_VERSION = "3.6.0"
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    found = shutil.which("node")
-    assert found, "node (v18+) is needed: see the README's test bootstrap"
-    installed = JS / "node_modules" / "@golem-sdk" / "golem-js" / "package.json"
-    assert installed.is_file(), "golem-js is not installed: run `bash .ci/bootstrap test`"
-    assert f'"version": "{GOLEM_JS_VERSION}"' in installed.read_text(), installed
-    return found
-
 
 def test_golem_js_moves_files_by_gftp_runs_a_tagged_image_and_pays(
-    node: str, localnet: LocalNet, stock_image: str, yagna: YagnaClient, tmp_path: Path
+    golem_js_node: str, localnet: LocalNet, stock_image: str, yagna: YagnaClient, tmp_path: Path
 ):
     source = text_file(tmp_path / "in.txt", 300_000)  # 5 GetChunks of 64,000 bytes
     result = tmp_path / "out.txt"
     env = client_env(printed_env(localnet))
     run = run_stock(
-        [node, "transform.cjs", stock_image, str(source), str(result)],
+        [golem_js_node, "transform.cjs", stock_image, str(source), str(result)],
         env=env,
         cwd=JS,
         timeout=150,

@@ -10,8 +10,6 @@ and fetches the result; leaving ``Golem`` terminates the agreement and accepts t
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,37 +17,9 @@ import pytest
 from golem_actors.localnet.network import LocalNet
 from golem_actors.yagna import YagnaClient
 from tests.stock.conftest import text_file
-from tests.stock.harness import REPO, STOCK, client_env, printed_env, run_stock, settled
+from tests.stock.harness import STOCK, client_env, printed_env, run_stock, settled
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
-
-YAPAPI_VERSION = "0.13.1"
-PYTHON = REPO / ".venv-yapapi" / "bin" / "python"
-
-
-@pytest.fixture(scope="module")
-def yapapi_python() -> Path:
-    assert PYTHON.is_file(), "yapapi's venv is missing: run `bash .ci/bootstrap test`"
-    version = subprocess.run(
-        [str(PYTHON), "-c", "import yapapi; print(yapapi.__version__)"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
-    assert version == YAPAPI_VERSION
-    return PYTHON
-
-
-@pytest.fixture
-def gftp_on_path(tmp_path: Path) -> Path:
-    """A directory holding only ``gftp`` (ours), to put first on the client's PATH."""
-    ours = Path(sys.executable).parent / "gftp"
-    assert ours.is_file(), "the gftp console script is missing: reinstall the package"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "gftp").symlink_to(ours)
-    return bin_dir
 
 
 def test_yapapi_runs_a_tagged_image_moves_files_and_pays(
