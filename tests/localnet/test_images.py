@@ -22,9 +22,9 @@ from golem_actors.localnet.sandbox import Sandbox
 HEX = "0" * 56
 
 
-def tiny_rootfs(root: Path) -> Path:
-    """A rootfs holding only dash (as /bin/sh), cat and the libraries they load."""
-    for name, binary in (("sh", "/usr/bin/dash"), ("cat", "/usr/bin/cat")):
+def copy_binaries(root: Path, binaries: dict[str, str]) -> Path:
+    """Copy host programs into ``root/bin`` under the given names, with the libraries they load."""
+    for name, binary in binaries.items():
         (root / "bin").mkdir(parents=True, exist_ok=True)
         shutil.copy2(binary, root / "bin" / name)
         ldd = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True)
@@ -33,6 +33,12 @@ def tiny_rootfs(root: Path) -> Path:
             if lib:
                 (root / lib.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(os.path.realpath(lib), root / lib.lstrip("/"))
+    return root
+
+
+def tiny_rootfs(root: Path) -> Path:
+    """A rootfs holding only dash (as /bin/sh), cat and the libraries they load."""
+    copy_binaries(root, {"sh": "/usr/bin/dash", "cat": "/usr/bin/cat"})
     (root / "etc").mkdir()
     (root / "etc" / "issue").write_text("tiny image\n")
     (root / "bin" / "shell").symlink_to("sh")  # a link inside the image
