@@ -37,12 +37,13 @@ from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, Stop
 from golem_actors.actors.task_attempts import Worker
 from golem_actors.cluster import Cluster
 from golem_actors.errors import GolemActorsError
+from golem_actors.images.registry import RegistryResolver
 from golem_actors.journal import Journal, JournalError
 from golem_actors.payments.actor import PaymentActor
 from golem_actors.payments.adoption import Recovered
 from golem_actors.payments.decisions import Totals
 from golem_actors.payments.messages import GetTotals
-from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
+from golem_actors.policy.payload import ImageResolver, VmPayload
 from golem_actors.policy.scoring import OfferScorer, default_scorer
 from golem_actors.policy.supervision import RestartType, SupervisorPolicy
 from golem_actors.policy.task_book import TaskPolicy
@@ -82,7 +83,8 @@ class GolemOptions(TypedDict, total=False):
     payment_platform: str
     subnet: str
     scorer: OfferScorer | None
-    image_resolver: ImageResolver
+    image_resolver: ImageResolver | None
+    registry_url: str | None
     expiration: dt.timedelta
     debit_note_interval_s: int
     settle_timeout_s: float
@@ -101,7 +103,8 @@ class Golem:
         payment_platform: str = "erc20-holesky-tglm",
         subnet: str = "public",
         scorer: OfferScorer | None = None,
-        image_resolver: ImageResolver = no_resolver,
+        image_resolver: ImageResolver | None = None,
+        registry_url: str | None = None,  # images by tag or bare hash; $GOLEM_REGISTRY_URL
         expiration: dt.timedelta = dt.timedelta(hours=3),
         debit_note_interval_s: int = 120,
         settle_timeout_s: float = 60.0,
@@ -118,7 +121,7 @@ class Golem:
                 expiration=expiration,
                 debit_note_interval_s=debit_note_interval_s,
                 scorer=scorer or default_scorer(),
-                image_resolver=image_resolver,
+                image_resolver=image_resolver or RegistryResolver(registry_url),
             )
             self.settle_timeout_s = settle_seconds(settle_timeout_s)
             # "http", "gftp" (through yagna's GSB API) or a Storage the caller owns

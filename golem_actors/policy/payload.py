@@ -5,11 +5,14 @@ into ``golem.srv.comp.task_package`` as ``hash:sha3:<sha3 hex>:<url>`` (with
 ``golem.srv.comp.vm.package_format=gvmkit-squash``), and the resources become ``>=`` constraints on
 ``golem.inf.*`` plus ``golem.runtime.name`` and one ``golem.runtime.capabilities`` per capability.
 
-Looking an image up in a registry is I/O, so it is not done here: ``properties`` takes a resolver
-(the runtime passes one that asks ``registry.golem.network/v1/image/info``). A hash given with a
-URL needs no lookup (golem-js builds the string directly; the provider checks the hash when it
-downloads). A payload with no image at all is allowed: localnet's providers then run their default
-host image.
+An image named by tag (``golem/alpine:latest``) or by bare hash needs a registry lookup, which is
+I/O and so not done here: ``properties`` takes a resolver, and without one such a payload fails
+with ``PayloadError``. A ``Golem`` session passes ``golem_actors.images.registry.RegistryResolver``, which
+asks the registry's ``/v1/image/info`` (``https://registry.golem.network``, or
+``GOLEM_REGISTRY_URL`` / ``Golem(registry_url=...)``) once per image. A hash given with a URL, or a
+ready task package, needs no lookup (golem-js builds the string directly; the provider checks the
+hash when it downloads). A payload with no image at all is allowed: localnet's providers then run
+their default host image.
 """
 
 from __future__ import annotations
