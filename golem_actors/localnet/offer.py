@@ -15,6 +15,7 @@ from typing import Any
 
 from golem_actors import arguments
 from golem_actors.localnet import constraints
+from golem_actors.localnet.manifest import manifest_problem
 
 __all__ = [
     "ACCEPT_TIMEOUT",
@@ -198,6 +199,8 @@ def decide(  # noqa: PLR0911 - one early return per reason to reject
         return ProposalDecision.reject(f"payment platform {chosen!r} is not offered")
     if f"golem.com.payment.platform.{spec.payment_platform}.address" not in demand:
         return ProposalDecision.reject(f"the demand has no address on {spec.payment_platform}")
+    if problem := manifest_problem(demand):
+        return ProposalDecision.reject(problem)
     return ProposalDecision.counter({**ours, **agreed_terms(spec, demand)})
 
 

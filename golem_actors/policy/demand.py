@@ -213,6 +213,7 @@ def build_demand(
 ) -> Demand:
     """The demand for ``spec`` at time ``now`` with our allocation's payment decoration."""
     expires = spec.expires_at(now)
+    spec.payload.check_manifest(now)
     props: dict[str, Any] = {
         EXPIRATION: int(expires.timestamp() * 1000),
         SUBNET: spec.subnet,
