@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self, TypedDict
+from typing import Any, Self, TypedDict, Unpack
 
 import pykka
 
@@ -55,7 +55,7 @@ from golem_actors.session_budget import (
     release_budget,
     reserve_budget,
 )
-from golem_actors.session_demand import SessionDemand
+from golem_actors.session_demand import ClusterDemand, PaymentTimeout, SessionDemand
 from golem_actors.session_files import SessionFiles
 from golem_actors.session_stop import ASK_TIMEOUT, settle, settle_seconds, stop_actors, sweep
 from golem_actors.storage.http import Storage, StorageError
@@ -87,6 +87,9 @@ class GolemOptions(TypedDict, total=False):
     registry_url: str | None
     expiration: dt.timedelta
     debit_note_interval_s: int
+    payment_timeout_s: PaymentTimeout
+    extra_properties: Mapping[str, Any] | None
+    extra_constraints: Sequence[str]
     settle_timeout_s: float
     journal: Path | str | None
     storage: str | Storage
@@ -107,6 +110,9 @@ class Golem:
         registry_url: str | None = None,  # images by tag or bare hash; $GOLEM_REGISTRY_URL
         expiration: dt.timedelta = dt.timedelta(hours=3),
         debit_note_interval_s: int = 120,
+        payment_timeout_s: PaymentTimeout = "auto",  # mid-agreement payments from 5 h
+        extra_properties: Mapping[str, Any] | None = None,
+        extra_constraints: Sequence[str] = (),
         settle_timeout_s: float = 60.0,
         journal: Path | str | None = None,
         storage: str | Storage = "gftp",
@@ -122,6 +128,9 @@ class Golem:
                 debit_note_interval_s=debit_note_interval_s,
                 scorer=scorer or default_scorer(),
                 image_resolver=image_resolver or RegistryResolver(registry_url),
+                payment_timeout_s=payment_timeout_s,
+                extra_properties=extra_properties or {},
+                extra_constraints=extra_constraints,
             )
             self.settle_timeout_s = settle_seconds(settle_timeout_s)
             # "http", "gftp" (through yagna's GSB API) or a Storage the caller owns
@@ -230,6 +239,7 @@ class Golem:
         health_interval_s: float = 5.0,
         health_misses: int = 2,
         stream_output: bool = False,
+        **demand: Unpack[ClusterDemand],
     ) -> Cluster:
         """Start ``instances`` of ``service_cls`` under a supervisor; returns at once.
         ``stream_output``: every command's output to the ``golem_actors.output`` log."""
@@ -243,7 +253,7 @@ class Golem:
             raise GolemError(f"{len(params)} params given for {instances} instances")
         arguments.number("health_interval_s", health_interval_s, gt=0, error=GolemError)
         name = service_cls.__name__
-        key = self._publish_demand(name, payload or service_cls.payload or VmPayload())
+        key = self._publish_demand(name, payload or service_cls.payload or VmPayload(), **demand)
         restart_type = service_cls.restart_type or RestartType.PERMANENT
         policy = policy or SupervisorPolicy(restart_type=restart_type, service=name)
         cluster_state = ClusterState()
@@ -281,10 +291,12 @@ class Golem:
         self.clusters.append(cluster)
         return cluster
 
-    def _publish_demand(self, name: str, payload: VmPayload) -> str:
+    def _publish_demand(
+        self, name: str, payload: VmPayload, **demand: Unpack[ClusterDemand]
+    ) -> str:
         """Publish (once per distinct demand) and return the market's key for it."""
         assert self._decoration is not None
-        return self.demand.publish(self._refs["market"], name, payload, self._decoration)
+        return self.demand.publish(self._refs["market"], name, payload, self._decoration, **demand)
 
     def execute_tasks(
         self,
