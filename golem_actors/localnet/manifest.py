@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from golem_actors.errors import GolemActorsError
+
 __all__ = ["manifest_problem"]
 
 MANIFEST = "golem.srv.comp.payload"
@@ -25,8 +27,8 @@ _SIGNED_WITH = ("golem.srv.comp.payload.sig.algorithm", "golem.srv.comp.payload.
 _SEMVER = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?")
 
 
-class _BadError(Exception):
-    pass
+class _BadError(GolemActorsError):
+    """One thing wrong with the manifest (internal: it becomes the rejection's reason)."""
 
 
 def _need(ok: bool, what: str) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "ProposalDecision",
     "ProviderSpec",
     "agreed_terms",
+    "agreement_problem",
     "amount_due",
     "decide",
 ]
@@ -202,6 +203,18 @@ def decide(  # noqa: PLR0911 - one early return per reason to reject
     if problem := manifest_problem(demand):
         return ProposalDecision.reject(problem)
     return ProposalDecision.counter({**ours, **agreed_terms(spec, demand)})
+
+
+def agreement_problem(demand_properties: Mapping[str, Any], *, now_ms: float) -> str | None:
+    """Why the provider will not approve an agreement now, or None.
+
+    ya-provider runs its negotiators again on the agreement: a demand whose expiration passed
+    since the draft was made (a requestor still holding old drafts) is refused, not approved.
+    """
+    expiration = constraints.flatten_properties(demand_properties).get(EXPIRATION)
+    if not isinstance(expiration, int | float) or expiration <= now_ms:
+        return f"the demand's {EXPIRATION} ({expiration!r}) has passed"
+    return None
 
 
 def amount_due(coefficients: Sequence[float], usage: Sequence[float]) -> Decimal:
