@@ -25,6 +25,8 @@ import pykka
 from golem_actors.actors.market import PublishDemand
 from golem_actors.policy.demand import (
     AUTO,
+    DEBIT_NOTE_INTERVAL,
+    PAYMENT_TIMEOUT,
     Demand,
     DemandError,
     DemandSpec,
@@ -33,6 +35,7 @@ from golem_actors.policy.demand import (
 )
 from golem_actors.policy.negotiation import (
     CounterRejectedError,
+    TermRange,
     check_provider_counter,
     counter_properties,
 )
@@ -175,7 +178,7 @@ def publish_demand(
             built.constraints,
             _scorer(scorer),
             _counter(built.properties, spec.payment_platform),
-            _check,
+            _check(built.properties),
             renew=lambda: message(build()),
             lifetime_s=spec.expiration.total_seconds(),
         )
@@ -192,17 +195,38 @@ def _scorer(scorer: OfferScorer) -> Callable[[Mapping[str, Any], str], float | s
     return score
 
 
+def _as_asked(demand_props: Mapping[str, Any]) -> dict[str, TermRange]:
+    """The session's debit-note interval and payment timeout are the terms, not a floor: a
+    provider's longer default would otherwise win (yapapi's rule), so ``debit_note_interval_s``
+    and ``payment_timeout_s`` would not do what they say. As golem-js asks and ya-provider adopts
+    (whatever lies in its range); the accept timeout keeps 'at least what we asked'."""
+    return {
+        term: TermRange(min=demand_props[term], max=demand_props[term])
+        for term in (DEBIT_NOTE_INTERVAL, PAYMENT_TIMEOUT)
+        if term in demand_props
+    }
+
+
 def _counter(demand_props: Mapping[str, Any], platform: str) -> Any:
+    limits = _as_asked(demand_props)
+
     def counter(offer_props: Mapping[str, Any]) -> dict[str, Any] | str:
         try:
-            return counter_properties(demand_props, offer_props, payment_platform=platform)
+            return counter_properties(
+                demand_props, offer_props, payment_platform=platform, limits=limits
+            )
         except CounterRejectedError as exc:
             return str(exc)
 
     return counter
 
 
-def _check(
-    ours: Mapping[str, Any], theirs: Mapping[str, Any], offer: Mapping[str, Any]
-) -> str | None:
-    return check_provider_counter(ours, theirs, offer_props=offer)
+def _check(demand_props: Mapping[str, Any]) -> Any:
+    limits = _as_asked(demand_props)
+
+    def check(
+        ours: Mapping[str, Any], theirs: Mapping[str, Any], offer: Mapping[str, Any]
+    ) -> str | None:
+        return check_provider_counter(ours, theirs, offer_props=offer, limits=limits)
+
+    return check

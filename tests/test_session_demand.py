@@ -12,7 +12,14 @@ import pytest
 
 from golem_actors.actors.market import PublishDemand
 from golem_actors.golem import Golem, GolemError
-from golem_actors.policy.demand import EXPIRATION, PAYMENT_TIMEOUT, DemandError
+from golem_actors.localnet.offer import ProviderSpec
+from golem_actors.policy.demand import (
+    ACCEPT_TIMEOUT,
+    DEBIT_NOTE_INTERVAL,
+    EXPIRATION,
+    PAYMENT_TIMEOUT,
+    DemandError,
+)
 from golem_actors.policy.payload import TASK_PACKAGE, VmPayload
 from golem_actors.policy.scoring import default_scorer
 from golem_actors.session_demand import SessionDemand, publish_demand
@@ -153,3 +160,35 @@ def test_the_market_gets_a_demand_it_can_renew_with_a_fresh_expiration_and_the_s
     )  # the renewed counter carries the renewed expiration
     assert isinstance(counter, dict)
     assert counter[EXPIRATION] == renewed.properties[EXPIRATION]
+
+
+def test_the_asked_interval_and_payment_timeout_are_the_terms_not_a_floor(
+    market: tuple[pykka.ActorRef[Any], queue.Queue[Any]],
+) -> None:
+    ref, box = market
+    spec = settings(payment_timeout_s=600, debit_note_interval_s=30).spec(VmPayload())
+    decoration = ({ADDRESS: "0xaa"}, [f"({ADDRESS}=*)"])
+    publish_demand(
+        ref, "Web", spec, decoration, scorer=default_scorer(), image_resolver=lambda _p: None
+    )
+    sent = box.get(timeout=5)
+    assert isinstance(sent, PublishDemand)
+    # A provider's own, longer defaults ...
+    provider = ProviderSpec(
+        "p1", debit_note_interval=120, payment_timeout=43200, accept_timeout=300
+    )
+    offer = provider.offer_properties("0xbb")
+    ours = sent.counter(offer)
+    assert isinstance(ours, dict)
+    # ... are countered with ours (a provider adopts them, as ya-provider does), except the
+    # accept timeout, where a longer one is simply easier on us.
+    assert (ours[DEBIT_NOTE_INTERVAL], ours[PAYMENT_TIMEOUT], ours[ACCEPT_TIMEOUT]) == (
+        30,
+        600,
+        300,
+    )
+    draft = {**offer, DEBIT_NOTE_INTERVAL: 30, PAYMENT_TIMEOUT: 600}
+    assert sent.check(ours, draft, offer) is None
+    moved = sent.check(ours, {**draft, PAYMENT_TIMEOUT: 43200}, offer)
+    assert moved is not None
+    assert PAYMENT_TIMEOUT in moved

@@ -9,12 +9,12 @@ checked when the payload is made and adds its properties and the ``manifest-supp
 
 An image named by tag (``golem/alpine:latest``) or by bare hash needs a registry lookup, which is
 I/O and so not done here: ``properties`` takes a resolver, and without one such a payload fails
-with ``PayloadError``. A ``Golem`` session passes ``golem_actors.images.registry.RegistryResolver``, which
-asks the registry's ``/v1/image/info`` (``https://registry.golem.network``, or
-``GOLEM_REGISTRY_URL`` / ``Golem(registry_url=...)``) once per image. A hash given with a URL, or a
-ready task package, needs no lookup (golem-js builds the string directly; the provider checks the
-hash when it downloads). A payload with no image at all is allowed: localnet's providers then run
-their default host image.
+with ``PayloadError``. A ``Golem`` session passes ``images.registry.RegistryResolver``, which asks
+the registry's ``/v1/image/info`` (``https://registry.golem.network``, or ``GOLEM_REGISTRY_URL`` /
+``Golem(registry_url=...)``) once per image. A hash given with a URL, or a ready task package,
+needs no lookup (golem-js builds the string directly; the provider checks the hash when it
+downloads). A payload with no image at all is allowed: localnet's providers then run their
+default host image.
 """
 
 from __future__ import annotations
