@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self, TypedDict, Unpack
+from typing import Any, Self, Unpack
 
 import pykka
 
@@ -55,7 +55,12 @@ from golem_actors.session_budget import (
     release_budget,
     reserve_budget,
 )
-from golem_actors.session_demand import ClusterDemand, PaymentTimeout, SessionDemand
+from golem_actors.session_demand import (
+    ClusterDemand,
+    DemandOptions,
+    PaymentTimeout,
+    SessionDemand,
+)
 from golem_actors.session_files import SessionFiles
 from golem_actors.session_stop import ASK_TIMEOUT, settle, settle_seconds, stop_actors, sweep
 from golem_actors.storage.http import Storage, StorageError
@@ -76,7 +81,7 @@ class GolemError(GolemActorsError, RuntimeError):
     """The session could not start or do what was asked; the message says why."""
 
 
-class GolemOptions(TypedDict, total=False):
+class GolemOptions(DemandOptions, total=False):
     """``Golem(...)``'s settings besides ``config`` and ``budget`` (``execute_tasks`` takes them
     as ``golem_options``)."""
 
@@ -84,12 +89,8 @@ class GolemOptions(TypedDict, total=False):
     subnet: str
     scorer: OfferScorer | None
     image_resolver: ImageResolver | None
-    registry_url: str | None
     expiration: dt.timedelta
     debit_note_interval_s: int
-    payment_timeout_s: PaymentTimeout
-    extra_properties: Mapping[str, Any] | None
-    extra_constraints: Sequence[str]
     settle_timeout_s: float
     journal: Path | str | None
     storage: str | Storage
@@ -291,9 +292,7 @@ class Golem:
         self.clusters.append(cluster)
         return cluster
 
-    def _publish_demand(
-        self, name: str, payload: VmPayload, **demand: Unpack[ClusterDemand]
-    ) -> str:
+    def _publish_demand(self, name: str, payload: VmPayload, **demand: Any) -> str:
         """Publish (once per distinct demand) and return the market's key for it."""
         assert self._decoration is not None
         return self.demand.publish(self._refs["market"], name, payload, self._decoration, **demand)

@@ -42,15 +42,32 @@ from golem_actors.policy.negotiation import (
 from golem_actors.policy.payload import ImageResolver, VmPayload
 from golem_actors.policy.scoring import OfferScorer
 
-__all__ = ["SESSION", "ClusterDemand", "PaymentTimeout", "SessionDemand", "publish_demand"]
+__all__ = [
+    "SESSION",
+    "ClusterDemand",
+    "DemandOptions",
+    "PaymentTimeout",
+    "SessionDemand",
+    "publish_demand",
+]
 
 #: ``run_service(payment_timeout_s=SESSION)``: the session's setting.
 SESSION: Final = "session"
 PaymentTimeout = int | Literal["auto"] | None
 
 
+class DemandOptions(TypedDict, total=False):
+    """``Golem(...)``'s newer demand settings, for ``GolemOptions`` (``execute_tasks``)."""
+
+    registry_url: str | None
+    payment_timeout_s: PaymentTimeout
+    extra_properties: Mapping[str, Any] | None
+    extra_constraints: Sequence[str]
+
+
 class ClusterDemand(TypedDict, total=False):
-    """What ``run_service`` may set for its own cluster's demand; left out: the session's."""
+    """What ``run_service(..., **demand)`` may set for its own cluster's demand; left out: the
+    session's."""
 
     payment_timeout_s: PaymentTimeout | Literal["session"]
     debit_note_interval_s: int | None

@@ -16,7 +16,7 @@ from golem_actors import Golem, ServiceActor, ServiceState, SupervisorPolicy, Wo
 from golem_actors.events import DebitNoteAccepted, DemandPublished, Event
 from golem_actors.localnet.network import LocalNet
 from golem_actors.policy.demand import DEBIT_NOTE_INTERVAL, EXPIRATION, PAYMENT_TIMEOUT
-from golem_actors.policy.restart import Backoff
+from golem_actors.policy.supervision import Backoff
 from golem_actors.yagna import ApiConfig, YagnaClient
 from tests.waiting import wait_for
 
