@@ -55,12 +55,7 @@ from golem_actors.session_budget import (
     release_budget,
     reserve_budget,
 )
-from golem_actors.session_demand import (
-    ClusterDemand,
-    DemandOptions,
-    PaymentTimeout,
-    SessionDemand,
-)
+from golem_actors.session_demand import ClusterDemand, DemandOptions, PaymentTimeout, SessionDemand
 from golem_actors.session_files import SessionFiles
 from golem_actors.session_stop import ASK_TIMEOUT, settle, settle_seconds, stop_actors, sweep
 from golem_actors.storage.http import Storage, StorageError
