@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     )
     from golem_actors.extras import MissingExtraError
     from golem_actors.golem import Cluster, Golem, GolemError, GolemOptions, execute_tasks
+    from golem_actors.images.info import ImageRegistryError
+    from golem_actors.images.registry import RegistryResolver
     from golem_actors.journal import JournalError
     from golem_actors.metrics import Metrics
     from golem_actors.output import OutputLine
@@ -71,6 +73,8 @@ _EXPORTS = {
     "BudgetSpentError": "golem_actors.session_budget",
     "GolemActorsError": "golem_actors.errors",
     "PayloadError": "golem_actors.policy.payload",
+    "ImageRegistryError": "golem_actors.images.info",
+    "RegistryResolver": "golem_actors.images.registry",
     "DemandError": "golem_actors.policy.demand",
     "JournalError": "golem_actors.journal",
     "RecoveryError": "golem_actors.recovery",
@@ -158,6 +162,7 @@ __all__ = [
     "GolemActorsError",
     "GolemError",
     "GolemOptions",
+    "ImageRegistryError",
     "InstanceSnapshot",
     "InstanceStoppingError",
     "JournalError",
@@ -168,6 +173,7 @@ __all__ = [
     "OutputLine",
     "PayloadError",
     "RecoveryError",
+    "RegistryResolver",
     "RestartIntensity",
     "RestartType",
     "Script",

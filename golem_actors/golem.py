@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self, TypedDict
+from typing import Any, Self, Unpack
 
 import pykka
 
@@ -37,12 +37,13 @@ from golem_actors.actors.supervisor import ClusterState, ClusterSupervisor, Stop
 from golem_actors.actors.task_attempts import Worker
 from golem_actors.cluster import Cluster
 from golem_actors.errors import GolemActorsError
+from golem_actors.images.registry import RegistryResolver
 from golem_actors.journal import Journal, JournalError
 from golem_actors.payments.actor import PaymentActor
 from golem_actors.payments.adoption import Recovered
 from golem_actors.payments.decisions import Totals
 from golem_actors.payments.messages import GetTotals
-from golem_actors.policy.payload import ImageResolver, VmPayload, no_resolver
+from golem_actors.policy.payload import ImageResolver, VmPayload
 from golem_actors.policy.scoring import OfferScorer, default_scorer
 from golem_actors.policy.supervision import RestartType, SupervisorPolicy
 from golem_actors.policy.task_book import TaskPolicy
@@ -54,7 +55,7 @@ from golem_actors.session_budget import (
     release_budget,
     reserve_budget,
 )
-from golem_actors.session_demand import SessionDemand
+from golem_actors.session_demand import ClusterDemand, DemandOptions, PaymentTimeout, SessionDemand
 from golem_actors.session_files import SessionFiles
 from golem_actors.session_stop import ASK_TIMEOUT, settle, settle_seconds, stop_actors, sweep
 from golem_actors.storage.http import Storage, StorageError
@@ -75,14 +76,14 @@ class GolemError(GolemActorsError, RuntimeError):
     """The session could not start or do what was asked; the message says why."""
 
 
-class GolemOptions(TypedDict, total=False):
+class GolemOptions(DemandOptions, total=False):
     """``Golem(...)``'s settings besides ``config`` and ``budget`` (``execute_tasks`` takes them
     as ``golem_options``)."""
 
     payment_platform: str
     subnet: str
     scorer: OfferScorer | None
-    image_resolver: ImageResolver
+    image_resolver: ImageResolver | None
     expiration: dt.timedelta
     debit_note_interval_s: int
     settle_timeout_s: float
@@ -101,9 +102,13 @@ class Golem:
         payment_platform: str = "erc20-holesky-tglm",
         subnet: str = "public",
         scorer: OfferScorer | None = None,
-        image_resolver: ImageResolver = no_resolver,
+        image_resolver: ImageResolver | None = None,
+        registry_url: str | None = None,  # images by tag or bare hash; $GOLEM_REGISTRY_URL
         expiration: dt.timedelta = dt.timedelta(hours=3),
         debit_note_interval_s: int = 120,
+        payment_timeout_s: PaymentTimeout = "auto",  # mid-agreement payments from 5 h
+        extra_properties: Mapping[str, Any] | None = None,
+        extra_constraints: Sequence[str] = (),
         settle_timeout_s: float = 60.0,
         journal: Path | str | None = None,
         storage: str | Storage = "gftp",
@@ -118,7 +123,10 @@ class Golem:
                 expiration=expiration,
                 debit_note_interval_s=debit_note_interval_s,
                 scorer=scorer or default_scorer(),
-                image_resolver=image_resolver,
+                image_resolver=image_resolver or RegistryResolver(registry_url),
+                payment_timeout_s=payment_timeout_s,
+                extra_properties=extra_properties or {},
+                extra_constraints=extra_constraints,
             )
             self.settle_timeout_s = settle_seconds(settle_timeout_s)
             # "http", "gftp" (through yagna's GSB API) or a Storage the caller owns
@@ -227,6 +235,7 @@ class Golem:
         health_interval_s: float = 5.0,
         health_misses: int = 2,
         stream_output: bool = False,
+        **demand: Unpack[ClusterDemand],
     ) -> Cluster:
         """Start ``instances`` of ``service_cls`` under a supervisor; returns at once.
         ``stream_output``: every command's output to the ``golem_actors.output`` log."""
@@ -240,7 +249,7 @@ class Golem:
             raise GolemError(f"{len(params)} params given for {instances} instances")
         arguments.number("health_interval_s", health_interval_s, gt=0, error=GolemError)
         name = service_cls.__name__
-        key = self._publish_demand(name, payload or service_cls.payload or VmPayload())
+        key = self._publish_demand(name, payload or service_cls.payload or VmPayload(), **demand)
         restart_type = service_cls.restart_type or RestartType.PERMANENT
         policy = policy or SupervisorPolicy(restart_type=restart_type, service=name)
         cluster_state = ClusterState()
@@ -278,10 +287,10 @@ class Golem:
         self.clusters.append(cluster)
         return cluster
 
-    def _publish_demand(self, name: str, payload: VmPayload) -> str:
+    def _publish_demand(self, name: str, payload: VmPayload, **demand: Any) -> str:
         """Publish (once per distinct demand) and return the market's key for it."""
         assert self._decoration is not None
-        return self.demand.publish(self._refs["market"], name, payload, self._decoration)
+        return self.demand.publish(self._refs["market"], name, payload, self._decoration, **demand)
 
     def execute_tasks(
         self,

@@ -9,20 +9,38 @@ score, so instances spread out and a restart lands on a different provider. A dr
 agreement, so when requests outnumber the drafts left, several subscriptions are published at
 once and each yields one more draft per provider. Time is read from the runtime's scheduler, so
 patience and the timers that re-check it share one clock (a test's manual one included).
+
+A demand built with ``renew`` is published anew (a fresh expiration) a margin before it expires
+(``policy.demand.renewal_times``), so a service running for days still finds offers for its
+restarts. The old subscriptions keep serving their drafts and finishing their negotiations until
+the old expiration, then they are dropped.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import pykka
 
 from golem_actors.actors.base import RuntimeActor, handles
 from golem_actors.actors.io import IoResult
+from golem_actors.actors.market_messages import (
+    CancelRequest,
+    DemandKey,
+    ProposalGranted,
+    ProviderFailed,
+    PublishDemand,
+    Refresh,
+    ReleaseProvider,
+    Renew,
+    Repoll,
+    RequestProposal,
+    Resubscribe,
+    Retire,
+    Serve,
+)
 from golem_actors.actors.runtime import Runtime
 from golem_actors.events import (
     DemandPublished,
@@ -30,6 +48,7 @@ from golem_actors.events import (
     ProposalCountered,
     ProposalRejected,
 )
+from golem_actors.policy.demand import renewal_times
 from golem_actors.policy.offer_pool import (
     NEGOTIATION_PATIENCE_S,
     Candidate,
@@ -52,87 +71,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DemandKey = str
-#: Scores an offer (properties, provider id): a float (higher is better) or a reason to reject.
-Scorer = Callable[[Mapping[str, Any], str], "float | str"]
-#: Builds our counter-proposal to an offer, or returns a reason to reject it.
-Counter = Callable[[Mapping[str, Any]], "dict[str, Any] | str"]
-#: Checks a provider's draft (ours, theirs, their offer): a reason to refuse it, or None.
-Check = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]], "str | None"]
 #: Live subscriptions per demand at most: each costs yagna one offer round per provider.
 MAX_SUBSCRIPTIONS = 8
 #: New subscriptions are published at most this often (a burst of requests is served in rounds).
 REFRESH_INTERVAL_S = 1.0
-
-
-@dataclass(frozen=True)
-class PublishDemand:
-    key: DemandKey
-    properties: dict[str, Any]
-    constraints: str
-    scorer: Scorer
-    counter: Counter
-    check: Check
-
-
-@dataclass(frozen=True)
-class RequestProposal:
-    key: DemandKey
-    request_id: int
-    reply_to: pykka.ActorRef[Any]
-    exclude: frozenset[str] = frozenset()
-    group: str = ""  # instances of one group spread over providers
-
-
-@dataclass(frozen=True)
-class ReleaseProvider:
-    """An instance of ``group`` no longer runs on ``provider_id``."""
-
-    group: str
-    provider_id: str
-
-
-@dataclass(frozen=True)
-class CancelRequest:
-    key: DemandKey
-    request_id: int
-
-
-@dataclass(frozen=True)
-class ProviderFailed:
-    """A provider failed an instance: its offers sink in the ranking (re-scoring)."""
-
-    provider_id: str
-
-
-@dataclass(frozen=True)
-class ProposalGranted:
-    request_id: int
-    proposal: Proposal  # the provider's draft: create the agreement from it
-    provider_id: str
-    provider_name: str
-    offer: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class _Resubscribe:
-    key: DemandKey
-
-
-@dataclass(frozen=True)
-class _Repoll:
-    key: DemandKey
-    demand_id: str
-
-
-@dataclass(frozen=True)
-class _Refresh:
-    key: DemandKey
-
-
-@dataclass(frozen=True)
-class _Serve:
-    key: DemandKey
 
 
 @dataclass
@@ -142,6 +84,7 @@ class _Demand:
     waiting: deque[RequestProposal] = field(default_factory=deque)
     publishing: int = 0  # subscriptions asked of yagna, not yet answered
     refreshed_at: float = -1e9
+    generation: int = 0  # renewals so far: a subscription answered for an older one is stale
 
 
 class MarketActor(RuntimeActor):
@@ -161,46 +104,92 @@ class MarketActor(RuntimeActor):
             return
         self._demands[message.key] = _Demand(message)
         self._subscribe(message.key)
+        self._plan_renewal(message)
 
     def _subscribe(self, key: DemandKey) -> None:
         demand = self._demands[key]
         demand.publishing += 1
         self.io(
-            ("subscribed", key),
+            ("subscribed", key, demand.generation),
             self.rt.client.market.subscribe_demand,
             demand.spec.properties,
             demand.spec.constraints,
         )
 
     def io_subscribed(self, result: IoResult) -> None:
-        key = result.tag[1]
+        _, key, generation = result.tag
         demand = self._demands.get(key)
         if demand is None:
             return
         demand.publishing -= 1
         if not result.ok:
             log.warning("publishing the demand failed (%s); retrying", result.error)
-            self.after(2.0, _Resubscribe(key), key=f"resubscribe:{key}")
+            self.after(2.0, Resubscribe(key), key=f"resubscribe:{key}")
+            return
+        if generation != demand.generation:  # made with the expiration a renewal replaced
+            self.io("unsubscribed", self.rt.client.market.unsubscribe_demand, result.value)
+            self._subscribe(key)
             return
         now = self.rt.scheduler.now()
         demand.pool.subscriptions[result.value] = Subscription(result.value, now)
         self.rt.emit(DemandPublished(demand_id=result.value, key=str(key)))
         self._poll(key, result.value)
 
-    @handles(_Resubscribe)
-    def on_resubscribe(self, message: _Resubscribe) -> None:
+    def _plan_renewal(self, spec: PublishDemand) -> None:
+        if spec.renew is not None and spec.lifetime_s:
+            renew_in, _ = renewal_times(spec.lifetime_s)
+            self.after(renew_in, Renew(spec.key), key=f"renew:{spec.key}")
+
+    @handles(Renew)
+    def on_renew(self, message: Renew) -> None:
+        """Publish the demand with a fresh expiration; the old subscriptions retire when the old
+        expiration comes, serving their drafts (and negotiations under way) until then."""
+        key, demand = message.key, self._demands.get(message.key)
+        if demand is None or demand.spec.renew is None or not demand.spec.lifetime_s:
+            return
+        _, retire_in = renewal_times(demand.spec.lifetime_s)
+        try:
+            demand.spec = replace(demand.spec.renew(), key=key)
+        except Exception as exc:  # noqa: BLE001 - e.g. its manifest expired meanwhile
+            log.warning("demand %s cannot be renewed (%s): no offers once it expires", key, exc)
+            return
+        demand.generation += 1
+        retiring = frozenset(demand.pool.subscriptions)
+        self.after(retire_in, Retire(key, retiring), key=f"retire:{key}:{demand.generation}")
+        log.info(
+            "demand %s renewed; %d old subscription(s) retire in %.0f s",
+            key,
+            len(retiring),
+            retire_in,
+        )
+        self._subscribe(key)
+        self._plan_renewal(demand.spec)
+
+    @handles(Retire)
+    def on_retire(self, message: Retire) -> None:
+        demand = self._demands.get(message.key)
+        if demand is None:
+            return
+        for demand_id in message.demand_ids & demand.pool.subscriptions.keys():
+            del demand.pool.subscriptions[demand_id]
+            self.io("unsubscribed", self.rt.client.market.unsubscribe_demand, demand_id)
+        if not demand.pool.subscriptions and not demand.publishing:
+            self._subscribe(message.key)
+
+    @handles(Resubscribe)
+    def on_resubscribe(self, message: Resubscribe) -> None:
         demand = self._demands.get(message.key)
         if demand is not None and not demand.pool.subscriptions and not demand.publishing:
             self._subscribe(message.key)
         elif demand is not None:
             self._refresh(demand)
 
-    @handles(_Repoll)
-    def on_repoll(self, message: _Repoll) -> None:
+    @handles(Repoll)
+    def on_repoll(self, message: Repoll) -> None:
         self._poll(message.key, message.demand_id)
 
-    @handles(_Serve)
-    def on_serve(self, message: _Serve) -> None:
+    @handles(Serve)
+    def on_serve(self, message: Serve) -> None:
         demand = self._demands.get(message.key)
         if demand is not None:
             self._serve(demand)
@@ -233,7 +222,7 @@ class MarketActor(RuntimeActor):
                     self._subscribe(key)
             else:
                 log.warning("polling offers: %s", result.error)
-                self.after(1.0, _Repoll(key, demand_id), key=f"repoll:{demand_id}")
+                self.after(1.0, Repoll(key, demand_id), key=f"repoll:{demand_id}")
             return
         for event in result.value:
             if isinstance(event, ProposalEvent):
@@ -387,7 +376,7 @@ class MarketActor(RuntimeActor):
         demand.waiting = kept
         if wait:
             key = demand.spec.key
-            self.after(NEGOTIATION_PATIENCE_S, _Serve(key), key=f"serve:{key}")
+            self.after(NEGOTIATION_PATIENCE_S, Serve(key), key=f"serve:{key}")
         self._drop_spent(demand, now)
         if kept:
             self._refresh(demand)
@@ -410,7 +399,7 @@ class MarketActor(RuntimeActor):
         now = self.rt.scheduler.now()
         key = demand.spec.key
         if now - demand.refreshed_at < REFRESH_INTERVAL_S:
-            self.after(REFRESH_INTERVAL_S, _Refresh(key), key=f"refresh:{key}")
+            self.after(REFRESH_INTERVAL_S, Refresh(key), key=f"refresh:{key}")
             return
         self._drop_spent(demand, now)
         wanted = demand.pool.subscriptions_wanted(
@@ -425,7 +414,7 @@ class MarketActor(RuntimeActor):
         if wanted == 0:
             # Drafts are on their way; if they never come (a provider may never answer), look
             # again once their negotiation is past its patience.
-            self.after(REFRESH_INTERVAL_S, _Refresh(key), key=f"refresh:{key}")
+            self.after(REFRESH_INTERVAL_S, Refresh(key), key=f"refresh:{key}")
             return
         demand.refreshed_at = now
         for _ in range(wanted):
@@ -435,8 +424,8 @@ class MarketActor(RuntimeActor):
         if not result.ok:
             log.debug("unsubscribing an old demand: %s", result.error)
 
-    @handles(_Refresh)
-    def on_refresh(self, message: _Refresh) -> None:
+    @handles(Refresh)
+    def on_refresh(self, message: Refresh) -> None:
         demand = self._demands.get(message.key)
         if demand is not None and demand.waiting:
             self._refresh(demand)

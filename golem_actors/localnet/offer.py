@@ -15,6 +15,7 @@ from typing import Any
 
 from golem_actors import arguments
 from golem_actors.localnet import constraints
+from golem_actors.localnet.manifest import manifest_problem
 
 __all__ = [
     "ACCEPT_TIMEOUT",
@@ -24,6 +25,7 @@ __all__ = [
     "ProposalDecision",
     "ProviderSpec",
     "agreed_terms",
+    "agreement_problem",
     "amount_due",
     "decide",
 ]
@@ -198,7 +200,21 @@ def decide(  # noqa: PLR0911 - one early return per reason to reject
         return ProposalDecision.reject(f"payment platform {chosen!r} is not offered")
     if f"golem.com.payment.platform.{spec.payment_platform}.address" not in demand:
         return ProposalDecision.reject(f"the demand has no address on {spec.payment_platform}")
+    if problem := manifest_problem(demand):
+        return ProposalDecision.reject(problem)
     return ProposalDecision.counter({**ours, **agreed_terms(spec, demand)})
+
+
+def agreement_problem(demand_properties: Mapping[str, Any], *, now_ms: float) -> str | None:
+    """Why the provider will not approve an agreement now, or None.
+
+    ya-provider runs its negotiators again on the agreement: a demand whose expiration passed
+    since the draft was made (a requestor still holding old drafts) is refused, not approved.
+    """
+    expiration = constraints.flatten_properties(demand_properties).get(EXPIRATION)
+    if not isinstance(expiration, int | float) or expiration <= now_ms:
+        return f"the demand's {EXPIRATION} ({expiration!r}) has passed"
+    return None
 
 
 def amount_due(coefficients: Sequence[float], usage: Sequence[float]) -> Decimal:

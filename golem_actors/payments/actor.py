@@ -35,7 +35,6 @@ from golem_actors.payments.accepts import ACCEPT_STEPS, Accepts, AcceptStep, Arr
 from golem_actors.payments.adoption import Recovered, seed_ledger
 from golem_actors.payments.checks import QUESTIONS, PaymentChecks, Question
 from golem_actors.payments.decisions import (
-    Code,
     DebitNoteIn,
     InvoiceIn,
     InvoiceState,
@@ -292,7 +291,9 @@ class PaymentActor(RuntimeActor):
             self._apply(invoice, self.ledger.decide_invoice(invoice, now))
 
     def _apply(self, document: DebitNoteIn | InvoiceIn, decision: PaymentDecision) -> None:
-        if decision.code is Code.ALREADY_ACCEPTED:
+        if not decision.accept and not decision.code.refusal:
+            # Seen before, or a note the accepted invoice already covers: nothing to send.
+            log.info("%s: %s", doc_id(document), decision.reason)
             self._next()
             return
         if not decision.accept:

@@ -15,6 +15,11 @@ golem-js basic/workload/payment demand directors):
   payments). The payment timeout, which is what turns on mid-agreement payments, is asked for only
   when ``payment_timeout_s`` is set, and must fit in the expiration: yapapi enables MAP only when
   the agreement outlives the payment timeout, since otherwise no payable note is ever due.
+  ``payment_timeout_for(AUTO, expiration)`` is the default a session uses: mid-agreement payments
+  for demands of 5 h and more (yapapi's threshold; ya-provider insists from 10 h on), with
+  golem-js's 12 h timeout but never more than half the agreement, so payable notes fall due in it;
+- a demand is published anew ``renewal_times`` into its life (a margin before it expires), so a
+  service running for days still finds offers: a provider refuses an expired demand.
 
 ``golem.com.payment.chosen-platform`` is *not* part of the demand: both yapapi and golem-js put it
 into the counter-proposal (see ``negotiation.counter_properties``).
@@ -22,6 +27,7 @@ into the counter-proposal (see ``negotiation.counter_properties``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +39,7 @@ from golem_actors.policy.pricing import PRICING_MODEL
 
 __all__ = [
     "ACCEPT_TIMEOUT",
+    "AUTO",
     "CHOSEN_PLATFORM",
     "DEBIT_NOTE_INTERVAL",
     "DEFAULT_EXPIRATION",
@@ -44,7 +51,9 @@ __all__ = [
     "DemandError",
     "DemandSpec",
     "build_demand",
+    "payment_timeout_for",
     "platform_address_property",
+    "renewal_times",
 ]
 
 EXPIRATION: Final = "golem.srv.comp.expiration"
@@ -60,6 +69,15 @@ DEFAULT_EXPIRATION: Final = timedelta(minutes=175)
 # The terms are uint32 seconds on the wire (GAP-3).
 _UINT32_MAX: Final = 2**32 - 1
 _NOT_IN_WORD: Final = frozenset("()=<>~[]$*&|!\\")
+# What a property name may not hold: the filter syntax, quotes and whitespace.
+_NOT_IN_NAME: Final = frozenset("()=<>~[]$*&|\\\"',")
+AUTO: Final = "auto"
+#: Mid-agreement payments are asked for by default from this expiration on (yapapi's threshold).
+MAP_FROM: Final = timedelta(hours=5)
+#: golem-js's payment timeout (``midAgreementPaymentTimeoutSec``).
+DEFAULT_PAYMENT_TIMEOUT_S: Final = 12 * 3600
+#: A demand is renewed this long before it expires (a quarter of its life when that is shorter).
+RENEW_MARGIN: Final = timedelta(minutes=10)
 
 
 class DemandError(GolemActorsError, ValueError):
@@ -87,6 +105,53 @@ def _seconds(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _UINT32_MAX:
         raise DemandError(f"{what} must be a whole number of seconds >= 1, got {value!r}")
     return value
+
+
+def payment_timeout_for(asked: int | str | None, expiration: timedelta) -> int | None:
+    """The payment timeout to ask for: ``asked``, or for ``AUTO`` the default for this life."""
+    if not isinstance(asked, str):
+        return asked  # whole seconds or None: DemandSpec checks which
+    if asked != AUTO:
+        raise DemandError(
+            f"payment_timeout_s must be a whole number of seconds, None or {AUTO!r}, got {asked!r}"
+        )
+    if not isinstance(expiration, timedelta) or expiration < MAP_FROM:
+        return None
+    return min(DEFAULT_PAYMENT_TIMEOUT_S, math.floor(expiration.total_seconds() / 2))
+
+
+def renewal_times(lifetime_s: float) -> tuple[float, float]:
+    """For a demand lasting ``lifetime_s``: when into its life it is published anew, and how long
+    after that the old one expires (``RENEW_MARGIN``, or a quarter of its life if shorter)."""
+    margin = min(RENEW_MARGIN.total_seconds(), lifetime_s / 4)
+    return lifetime_s - margin, margin
+
+
+def _property_name(key: Any) -> str:
+    if (
+        not isinstance(key, str)
+        or not key
+        or any(c.isspace() or c in _NOT_IN_NAME for c in key)
+        or "" in key.split(".")
+    ):
+        raise DemandError(
+            f"extra_properties key must be a dotted name like golem.node.id.name "
+            f"(no spaces, quotes or ()=<>~[]$*&|), got {key!r}"
+        )
+    return key
+
+
+def _property_value(key: str, value: Any) -> None:
+    """yagna carries strings, numbers, booleans and lists of them; None and {} are no values."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise DemandError(f"extra_properties[{key!r}] must be a finite number, got {item!r}")
+        if not isinstance(item, str | int | float | bool):
+            raise DemandError(
+                f"extra_properties[{key!r}] must be a string, number, bool or a list of them, "
+                f"got {value!r}"
+            )
 
 
 def _check_constraint(text: Any, what: str) -> str:
@@ -160,9 +225,8 @@ class DemandSpec:
     def _check_extras(self) -> None:
         if not isinstance(self.extra_properties, Mapping):
             raise DemandError("extra_properties must be a mapping of property names to values")
-        for key in self.extra_properties:
-            if not isinstance(key, str) or not key or any(c.isspace() for c in key):
-                raise DemandError(f"extra_properties key must be a name without spaces: {key!r}")
+        for key, value in self.extra_properties.items():
+            _property_value(_property_name(key), value)
         object.__setattr__(self, "extra_properties", dict(self.extra_properties))
         given: object = self.extra_constraints
         if isinstance(given, str) or not isinstance(given, list | tuple):
@@ -213,6 +277,7 @@ def build_demand(
 ) -> Demand:
     """The demand for ``spec`` at time ``now`` with our allocation's payment decoration."""
     expires = spec.expires_at(now)
+    spec.payload.check_manifest(now)
     props: dict[str, Any] = {
         EXPIRATION: int(expires.timestamp() * 1000),
         SUBNET: spec.subnet,

@@ -4,16 +4,22 @@ It mirrors yapapi's ``vm.repo`` / ``_VmPackage`` and golem-js's workload directo
 into ``golem.srv.comp.task_package`` as ``hash:sha3:<sha3 hex>:<url>`` (with
 ``golem.srv.comp.vm.package_format=gvmkit-squash``), and the resources become ``>=`` constraints on
 ``golem.inf.*`` plus ``golem.runtime.name`` and one ``golem.runtime.capabilities`` per capability.
+A computation manifest (``manifest=``, for outbound network access; see ``policy.manifest``) is
+checked when the payload is made and adds its properties and the ``manifest-support`` capability.
 
-Looking an image up in a registry is I/O, so it is not done here: ``properties`` takes a resolver
-(the runtime passes one that asks ``registry.golem.network/v1/image/info``). A hash given with a
-URL needs no lookup (golem-js builds the string directly; the provider checks the hash when it
-downloads). A payload with no image at all is allowed: localnet's providers then run their default
-host image.
+An image named by tag (``golem/alpine:latest``) or by bare hash needs a registry lookup, which is
+I/O and so not done here: ``properties`` takes a resolver, and without one such a payload fails
+with ``PayloadError``. A ``Golem`` session passes ``images.registry.RegistryResolver``, which asks
+the registry's ``/v1/image/info`` (``https://registry.golem.network``, or ``GOLEM_REGISTRY_URL`` /
+``Golem(registry_url=...)``) once per image. A hash given with a URL, or a ready task package,
+needs no lookup (golem-js builds the string directly; the provider checks the hash when it
+downloads). A payload with no image at all is allowed: localnet's providers then run their
+default host image.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Callable
@@ -21,6 +27,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from golem_actors.errors import GolemActorsError
+from golem_actors.policy.manifest import (
+    MANIFEST,
+    MANIFEST_SUPPORT,
+    ManifestError,
+    parse_manifest,
+    signature_properties,
+)
 
 __all__ = [
     "CAPABILITIES",
@@ -112,9 +125,14 @@ class VmPayload:
     min_cpu_threads: int = 1
     capabilities: tuple[str, ...] = ()
     runtime: str = "vm"
+    manifest: str | None = None  # base64 JSON computation manifest
+    manifest_sig: str | None = None
+    manifest_sig_algorithm: str | None = None  # sha224, sha256, sha384 or sha512
+    manifest_cert: str | None = None  # base64 certificate (DER or PEM) of the signing key
 
     def __post_init__(self) -> None:
         self._check_image()
+        self._check_manifest()
         _positive(self.min_mem_gib, "min_mem_gib")
         _positive(self.min_storage_gib, "min_storage_gib")
         threads = self.min_cpu_threads
@@ -158,6 +176,27 @@ class VmPayload:
         if self.task_package is not None:
             parse_task_package(self.task_package)
 
+    def _check_manifest(self) -> None:
+        signature = (self.manifest_sig, self.manifest_sig_algorithm, self.manifest_cert)
+        if self.manifest is None:
+            if any(x is not None for x in signature):
+                raise PayloadError("manifest_sig, _sig_algorithm and _cert need a manifest")
+            return
+        try:
+            encoded = parse_manifest(self.manifest).encoded
+            signature_properties(*signature)
+        except ManifestError as exc:
+            raise PayloadError(str(exc)) from None
+        object.__setattr__(self, "manifest", encoded)
+
+    def check_manifest(self, now: dt.datetime) -> None:
+        """Refuse a manifest expired by ``now``: no provider would run it."""
+        if self.manifest is not None:
+            try:
+                parse_manifest(self.manifest).check_current(now)
+            except ManifestError as exc:
+                raise PayloadError(str(exc)) from None
+
     @property
     def has_image(self) -> bool:
         return any(x is not None for x in (self.image_hash, self.image_tag, self.task_package))
@@ -198,12 +237,17 @@ class VmPayload:
         return resolved
 
     def properties(self, resolve: ImageResolver = no_resolver) -> dict[str, Any]:
-        """The demand properties for this payload (empty without an image)."""
+        """The demand properties for this payload (empty without an image or manifest)."""
         package = self.resolve_task_package(resolve)
-        if package is None:
-            return {}
-        props: dict[str, Any] = {TASK_PACKAGE: package}
-        if self.runtime.startswith("vm"):
+        props: dict[str, Any] = {} if package is None else {TASK_PACKAGE: package}
+        if self.manifest is not None:
+            props[MANIFEST] = self.manifest
+            props.update(
+                signature_properties(
+                    self.manifest_sig, self.manifest_sig_algorithm, self.manifest_cert
+                )
+            )
+        if props and self.runtime.startswith("vm"):
             props[PACKAGE_FORMAT] = "gvmkit-squash"
         return props
 
@@ -214,8 +258,13 @@ class VmPayload:
             f"(golem.inf.storage.gib>={self.min_storage_gib})",
             f"(golem.inf.cpu.threads>={self.min_cpu_threads})",
             f"(golem.runtime.name={self.runtime})",
-            *(f"({CAPABILITIES}={cap})" for cap in self.capabilities),
+            *(f"({CAPABILITIES}={cap})" for cap in self._needed_capabilities()),
         ]
+
+    def _needed_capabilities(self) -> tuple[str, ...]:
+        if self.manifest is not None and MANIFEST_SUPPORT not in self.capabilities:
+            return (*self.capabilities, MANIFEST_SUPPORT)
+        return self.capabilities
 
 
 def _plain_tag(tag: Any) -> None:

@@ -11,13 +11,13 @@ import pykka
 import pytest
 
 from golem_actors.actors.runtime import Runtime
-from golem_actors.events import DebitNoteRefused
+from golem_actors.events import DebitNoteReceived, DebitNoteRefused
 from golem_actors.payments.actor import PaymentActor
 from golem_actors.payments.decisions import Totals
 from golem_actors.payments.messages import GetTotals
 from golem_actors.yagna.models import Allocation
 from golem_actors.yagna.testing import MockRequest, MockResponse
-from tests.payments.test_checks import AGREEMENT, PAY, US, Yagna
+from tests.payments.test_checks import ACTIVITY, AGREEMENT, PAY, US, Yagna
 from tests.waiting import wait_for
 
 
@@ -129,3 +129,20 @@ def test_a_later_note_of_the_same_activity_waits_for_the_one_in_flight(session_o
     wait_for("dn-3 accepted after dn-1", lambda: "dn-3" in s.accept.accepted)
     assert s.accept.accepted.index("dn-1") < s.accept.accepted.index("dn-3")
     assert s.notes_total() == Decimal("0.25")
+
+
+def test_a_debit_note_after_the_paid_invoice_is_neither_paid_nor_refused(session_of):
+    """A note that crossed the accepted invoice (localnet sends one when notes come every
+    second) is covered by the invoice: the actor lets it be, and lives on."""
+    s = session_of("10")
+    late: list[str] = []
+    s.rt.events.subscribe(lambda e: late.append(e.debit_note_id), DebitNoteReceived)
+    s.yagna.invoice("inv-1", "0.1", [ACTIVITY])
+    wait_for("the invoice paid", lambda: s.payments.ask(GetTotals(), timeout=5).invoices > 0)
+    s.note("dn-late", ACTIVITY, "0.05")
+    wait_for("the late note decided", lambda: "dn-late" in late)
+    totals = s.payments.ask(GetTotals(), timeout=5)  # told after the decision: still answers
+    assert isinstance(totals, Totals)
+    assert (totals.invoices, totals.debit_notes) == (Decimal("0.1"), Decimal(0))
+    assert "dn-late" not in s.refused
+    assert "dn-late" not in s.accept.accepted

@@ -13,6 +13,7 @@ from golem_actors.localnet import constraints as matcher
 from golem_actors.localnet.offer import ProviderSpec, decide
 from golem_actors.policy.demand import (
     ACCEPT_TIMEOUT,
+    AUTO,
     CHOSEN_PLATFORM,
     DEBIT_NOTE_INTERVAL,
     DEFAULT_EXPIRATION,
@@ -23,7 +24,9 @@ from golem_actors.policy.demand import (
     DemandError,
     DemandSpec,
     build_demand,
+    payment_timeout_for,
     platform_address_property,
+    renewal_times,
 )
 from golem_actors.policy.payload import TASK_PACKAGE, VmPayload
 
@@ -149,6 +152,18 @@ def test_the_image_resolver_is_used_and_its_failure_names_the_image():
         ),
         ({"multi_activity": "yes"}, "multi_activity must be a bool"),
         ({"extra_properties": {"a b": 1}}, "extra_properties key"),
+        ({"extra_properties": {"": 1}}, "extra_properties key must be a dotted name"),
+        ({"extra_properties": {"golem..name": 1}}, "extra_properties key must be a dotted name"),
+        ({"extra_properties": {"golem.name.": 1}}, "extra_properties key must be a dotted name"),
+        ({"extra_properties": {"a(b)=c": 1}}, "extra_properties key must be a dotted name"),
+        ({"extra_properties": {'a"b': 1}}, "extra_properties key must be a dotted name"),
+        ({"extra_properties": {7: 1}}, "extra_properties key must be a dotted name"),
+        ({"extra_properties": {"a": None}}, r"extra_properties\['a'\] must be a string, number"),
+        ({"extra_properties": {"a": {"b": 1}}}, r"extra_properties\['a'\] must be a string"),
+        ({"extra_properties": {"a": [1, None]}}, r"extra_properties\['a'\] must be a string"),
+        ({"extra_properties": {"a": [[1]]}}, r"extra_properties\['a'\] must be a string"),
+        ({"extra_properties": {"a": float("inf")}}, r"extra_properties\['a'\] must be a finite"),
+        ({"extra_properties": [("a", 1)]}, "extra_properties must be a mapping"),
         ({"extra_constraints": "(a=b)"}, "extra_constraints must be a tuple"),
         ({"extra_constraints": ("a=b",)}, r"extra_constraints\[0\] must be one parenthesized"),
         ({"extra_constraints": ("(a=b)(c=d)",)}, r"extra_constraints\[0\]"),
@@ -267,3 +282,62 @@ def test_every_valid_spec_builds_a_demand_its_subnet_providers_match(
     matcher.parse(demand.constraints)  # well-formed for Golem's constraint grammar
     assert matches(spec, provider(subnet=subnet))
     assert (PAYMENT_TIMEOUT in demand.properties) == (timeout is not None)
+
+
+def test_extra_properties_of_every_kind_yagna_carries_are_kept() -> None:
+    extras = {
+        "golem.!exp.gap-31.v0.node.descriptor": "signed",
+        "my.app.tags": ["a", 1, 2.5, True],
+        "my.app.enabled": False,
+        "my.app.empty": "",
+    }
+    assert (
+        build(DemandSpec(VmPayload(), extra_properties=extras)).properties.items() >= extras.items()
+    )
+
+
+@pytest.mark.parametrize(
+    ("asked", "expiration", "expected"),
+    [
+        (AUTO, timedelta(minutes=175), None),  # the default 3 h demand: no mid-agreement payments
+        (AUTO, timedelta(hours=4, minutes=59), None),
+        (AUTO, timedelta(hours=5), 9000),  # half the agreement ...
+        (AUTO, timedelta(hours=10), 18000),
+        (AUTO, timedelta(hours=30), 43200),  # ... but never more than golem-js's 12 h
+        (600, timedelta(hours=3), 600),  # asked: as asked (DemandSpec checks it)
+        (None, timedelta(hours=30), None),  # switched off
+    ],
+)
+def test_payment_timeout_for_auto_asks_for_map_on_long_demands_only(asked, expiration, expected):
+    assert payment_timeout_for(asked, expiration) == expected
+
+
+def test_payment_timeout_for_refuses_other_words() -> None:
+    with pytest.raises(DemandError, match=r"payment_timeout_s must be a whole number .* 'auto'"):
+        payment_timeout_for("always", timedelta(hours=10))
+
+
+def test_a_long_demand_gets_mid_agreement_payments_that_localnet_agrees_to() -> None:
+    expiration = timedelta(hours=10)
+    spec = DemandSpec(
+        VmPayload(), expiration=expiration, payment_timeout_s=payment_timeout_for(AUTO, expiration)
+    )
+    demand = build(spec)
+    assert spec.mid_agreement_payments
+    assert demand.properties[PAYMENT_TIMEOUT] == 18000
+    decision = decide(provider(), NODE_ID, demand.properties, demand.constraints, now_ms=NOW_MS)
+    assert decision.accept, decision.reason
+    assert decision.properties[PAYMENT_TIMEOUT] == 18000
+
+
+def test_renewal_times_leave_a_margin_of_ten_minutes_or_a_quarter_of_the_life() -> None:
+    assert renewal_times(DEFAULT_EXPIRATION.total_seconds()) == (9900.0, 600.0)  # 175 min
+    assert renewal_times(20.0) == (15.0, 5.0)
+
+
+@given(st.floats(min_value=0.001, max_value=1e9))
+def test_renewal_comes_before_the_expiration_and_not_too_early(lifetime: float) -> None:
+    renew_in, margin = renewal_times(lifetime)
+    assert renew_in + margin == pytest.approx(lifetime)
+    assert 0 < margin <= min(600.0, lifetime / 4) + 1e-9
+    assert renew_in >= 0.75 * lifetime - 1e-9

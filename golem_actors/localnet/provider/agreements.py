@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import time
 
+from golem_actors.localnet.offer import agreement_problem
 from golem_actors.localnet.provider.activities import Activities
 from golem_actors.localnet.provider.billing import Billing
 from golem_actors.localnet.provider.shared import POLL, Context, Ledger
@@ -36,15 +37,17 @@ class Agreements:
         self._billing = billing
 
     def approve(self, agreement: Agreement) -> None:
-        """Approve, or reject when full (blocks up to 10 s: run it in the pool)."""
+        """Approve, or reject when full or its demand expired (blocks up to 10 s: run it in the
+        pool)."""
         if self._ctx.stop.is_set():
             return
         self._ctx.crash_if("agreement")
         agreement_id = agreement.agreement_id
         with self._ctx.yagna() as yagna:
             full = self._ledger.agreement_count() >= self._ctx.spec.max_agreements
-            if full or self._ctx.faults.read().reject_proposals:
-                yagna.market.reject_agreement(agreement_id, "no capacity")
+            refuse = agreement_problem(agreement.demand.properties, now_ms=time.time() * 1000)
+            if full or self._ctx.faults.read().reject_proposals or refuse:
+                yagna.market.reject_agreement(agreement_id, refuse or "no capacity")
                 return
             book = self._billing.open_book(agreement)
             self._ledger.open(agreement, book)
