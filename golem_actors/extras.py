@@ -1,7 +1,7 @@
 """Parts of golem-actors that need a pip extra, and the error that names the one to install.
 
 ``pip install golem-actors`` is the runtime for your own yagna; ``golem-actors[localnet]`` adds
-what localnet needs (the ``golem-node`` wheel with yagna, protobuf and flatbuffers for yagna's
+what localnet needs (the ``golem-node`` wheel with yagna, protobuf for yagna's
 native bus, psutil). A part that needs an extra calls ``require_extra`` before its imports, so a
 missing module is reported as the extra to install rather than as a bare ``ModuleNotFoundError``.
 """

@@ -19,7 +19,7 @@ from golem_actors.localnet.node import NodeError, find_yagna
 
 HINT = "pip install 'golem-actors[localnet]'"
 EXAMPLES = Path(__file__).parent.parent / "examples"
-EXTRA_MODULES = ("google.protobuf", "flatbuffers", "psutil", "golem_node")
+EXTRA_MODULES = ("google.protobuf", "psutil", "golem_node")
 
 
 def _plain_install(code: str) -> subprocess.CompletedProcess[str]:
@@ -76,7 +76,7 @@ def test_importing_localnet_without_the_extra_names_it() -> None:
     assert child.returncode == 1
     assert "MissingExtraError" in child.stderr
     assert HINT in child.stderr
-    assert "missing: google.protobuf, flatbuffers, psutil" in child.stderr
+    assert "missing: google.protobuf, psutil" in child.stderr
 
 
 @pytest.mark.parametrize(

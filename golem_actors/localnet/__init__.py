@@ -16,7 +16,7 @@ from golem_actors.extras import require_extra
 __all__ = ["LocalNet"]
 
 # The Python modules of the extra; its yagna binary is looked for when a node starts (find_yagna).
-require_extra("localnet", ("google.protobuf", "flatbuffers", "psutil"), part="localnet")
+require_extra("localnet", ("google.protobuf", "psutil"), part="localnet")
 
 
 def __getattr__(name: str) -> Any:
