@@ -31,9 +31,17 @@ __all__ = ["DAEMON_SIGNALS", "Daemons", "NodeEndpoint", "signal_node"]
 
 log = logging.getLogger(__name__)
 
-#: yagna holds a fresh offer back this long before broadcasting it (to batch several; its
-#: default is 5 s), likewise an unsubscription. A local node has one offer: send it at once.
-PROVIDER_NODE_ENV = {"OFFER_BROADCAST_DELAY": "50ms", "UNSUB_BROADCAST_DELAY": "50ms"}
+#: How provider nodes' daemons differ from yagna's defaults:
+#: - a fresh offer is held back 5 s before it is broadcast (to batch several), likewise an
+#:   unsubscription; a local node has one offer: send it at once;
+#: - the market's subscriptions live in memory, so a daemon that was killed forgets its offer
+#:   while the requestor's node keeps it (for its 1 h lifetime), and requestors counter a dead
+#:   offer. On disk, the restarted agent finds and unsubscribes it, as after an agent crash.
+PROVIDER_NODE_ENV = {
+    "OFFER_BROADCAST_DELAY": "50ms",
+    "UNSUB_BROADCAST_DELAY": "50ms",
+    "MARKET_MEMORY_USE_DISK": "1",
+}
 
 #: The daemon faults: a node that vanishes (a partition seen from the requestor), one that
 #: freezes, and the freeze lifted.

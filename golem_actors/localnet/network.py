@@ -19,6 +19,7 @@ for ``golem-actors localnet status``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -29,17 +30,17 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Self
 
+from golem_actors.localnet.agents import ProviderProcess
 from golem_actors.localnet.daemons import DAEMON_SIGNALS, Daemons
 from golem_actors.localnet.faults import FaultFile, Faults
 from golem_actors.localnet.images import ImageStore, serve_images
 from golem_actors.localnet.node import NodeError, YagnaNode
 from golem_actors.localnet.offer import ProviderSpec
-from golem_actors.localnet.offerwatch import OfferWatch
+from golem_actors.localnet.offerwatch import AGENT_STARTED, OfferWatch
 from golem_actors.localnet.orphans import die_with_parent
 from golem_actors.localnet.provider import ProviderConfig
 from golem_actors.yagna import ApiConfig
@@ -86,55 +87,6 @@ def default_specs(count: int, **overrides: Any) -> list[ProviderSpec]:
             )
         )
     return specs
-
-
-@dataclass
-class ProviderProcess:
-    """One running provider agent, as the network sees it."""
-
-    spec: ProviderSpec
-    node_id: str
-    state_dir: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    @property
-    def state(self) -> str:
-        if self.process is None:
-            return "stopped"
-        code = self.process.poll()
-        if code is None:
-            return "hung" if FaultFile(self.state_dir / "faults.json").read().hang else "running"
-        return f"exited ({code})"
-
-    def status(self) -> dict[str, Any]:
-        try:
-            own = json.loads((self.state_dir / "status.json").read_text())
-        except (OSError, ValueError):
-            own = {}
-        return {
-            "name": self.name,
-            "node_id": self.node_id,
-            "pid": self.pid,
-            "state": self.state,
-            "offer_id": own.get("offer_id"),
-            "agreements": own.get("agreements", 0),
-            "activities": own.get("activities", 0),
-            "cpu_threads": self.spec.cpu_threads,
-            "mem_gib": self.spec.mem_gib,
-            "prices": {
-                "start": str(self.spec.start_price),
-                "duration_sec": str(self.spec.price_duration_sec),
-                "cpu_sec": str(self.spec.price_cpu_sec),
-            },
-        }
 
 
 class LocalNet:
@@ -363,8 +315,10 @@ class LocalNet:
         FaultFile(provider.state_dir / "faults.json").write(Faults())
         (provider.state_dir / "status.json").unlink(missing_ok=True)
         endpoint = self.daemons.endpoint(provider.name)  # its own node's daemon
+        provider.started_ms = time.time_ns() // 1_000_000
+        extra = {**provider.spec.extra_properties, AGENT_STARTED: provider.started_ms}
         config = ProviderConfig(
-            spec=provider.spec,
+            spec=dataclasses.replace(provider.spec, extra_properties=extra),
             api_url=endpoint.api_url,
             app_key=endpoint.app_key,
             node_id=provider.node_id,
@@ -413,7 +367,7 @@ class LocalNet:
     ) -> float:
         """Until the requestor's node matches every one of ``providers``' offers; seconds."""
         started = time.monotonic()
-        missing = watch.missing({p.node_id for p in providers.values()}, deadline)
+        missing = watch.missing({p.node_id: p.started_ms for p in providers.values()}, deadline)
         if missing:
             names = ", ".join(sorted(p.name for p in providers.values() if p.node_id in missing))
             raise LocalNetError(

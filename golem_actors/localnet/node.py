@@ -398,6 +398,8 @@ def _reuse(port: Any, max_port: int = 65535) -> int | None:
     if not isinstance(port, int) or not 0 < port <= max_port:
         return None
     with socket.socket() as sock:
+        # As yagna binds: a port whose old connections linger in TIME_WAIT is free to listen on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable, Mapping
 from typing import Self
 
 from golem_actors.localnet.offer import EXPIRATION
 from golem_actors.yagna import ApiConfig, YagnaClient, YagnaError
 from golem_actors.yagna.models import ProposalEvent
 
-__all__ = ["OfferWatch"]
+__all__ = ["AGENT_STARTED", "OfferWatch"]
 
+#: An offer property localnet adds: when its agent was started (ms), unique per agent process.
+AGENT_STARTED = "golem.node.debug.localnet.agent-started"
 _SUBNET = "golem.node.debug.subnet"
 _ANY_NODE = "(golem.node.id.name=*)"
 
@@ -62,16 +64,21 @@ class OfferWatch:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def missing(self, node_ids: Collection[str], deadline: float) -> set[str]:
-        """Those of ``node_ids`` whose offer has not been matched by ``deadline``
-        (``time.monotonic()``); empty once every one has been seen."""
-        while missing := set(node_ids) - self.seen:
+    def missing(self, expected: Mapping[str, object], deadline: float) -> set[str]:
+        """The node ids of ``expected`` (node id -> the ``AGENT_STARTED`` value of its offer)
+        whose offer has not been matched by ``deadline`` (``time.monotonic()``); empty once
+        every one has been seen. The value tells a restarted agent's offer from the one its
+        predecessor left, which the requestor's node may not have dropped yet."""
+        while missing := set(expected) - self.seen:
             left = deadline - time.monotonic()
             if left <= 0:
                 return missing
             wait = min(left, 1.0 if len(self._demand_ids) == 1 else 0.2)
             for demand_id in self._demand_ids:
                 for event in self.client.market.demand_events(demand_id, timeout=wait):
-                    if isinstance(event, ProposalEvent):
-                        self.seen.add(event.proposal.issuer_id)
+                    if not isinstance(event, ProposalEvent):
+                        continue
+                    issuer, props = event.proposal.issuer_id, event.proposal.properties
+                    if issuer in expected and props.get(AGENT_STARTED) == expected[issuer]:
+                        self.seen.add(issuer)
         return set()
