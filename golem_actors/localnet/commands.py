@@ -123,7 +123,8 @@ def _up(providers: int, data_dir: Path, *, shared: bool = False) -> int:
     net = LocalNet(providers=providers, data_dir=data_dir, shared_daemon=shared)
     net.start()
     try:
-        _say(f"# localnet up in {time.monotonic() - started:.1f} s ({data_dir}), every offer seen")
+        phases = ", ".join(f"{phase} {took:.1f} s" for phase, took in net.startup.items())
+        _say(f"# localnet up in {time.monotonic() - started:.1f} s ({data_dir}; {phases})")
         _say(f"export YAGNA_API_URL={net.api_url}")
         _say(f"export YAGNA_APPKEY={net.app_key}")
         _say()

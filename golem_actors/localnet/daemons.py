@@ -17,8 +17,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,29 +105,33 @@ class Daemons:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self, *, timeout: float = 60.0) -> None:
-        """The hub, then every provider node at once. Call from the thread owning the network:
-        the daemons' parent-death signal is tied to it. On failure everything is stopped."""
-        try:
-            self._start(time.monotonic() + timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, deadline: float) -> None:
-        self.hub.start(timeout=deadline - time.monotonic())
+    def start_hub(self, deadline: float) -> None:
+        """Spawn the hub and, as soon as its router listens (the first thing yagna does), every
+        provider node's daemon; return once the hub answers, while the nodes keep starting
+        (``ready_nodes``). Call from the thread owning the network: the daemons'
+        parent-death signal is tied to it. The caller stops everything on failure."""
+        self.hub.spawn()
+        if self.nodes:
+            self.hub.wait_router(timeout=deadline - time.monotonic())
+            for node in self.nodes.values():
+                node.spawn()
+        self.hub.wait_ready(timeout=deadline - time.monotonic())
         if self.shared:
-            self.hub.ensure_identities(self.names)
+            self.hub.ensure_identities(self.names)  # restarts the hub if any is new
+
+    def ready_nodes(self, deadline: float) -> Iterator[str]:
+        """Provider names as their nodes' daemons answer (all at once with a shared one)."""
+        if self.shared:
+            yield from self.names
             return
-        for node in self.nodes.values():
-            node.spawn()
-        with ThreadPoolExecutor(len(self.nodes) or 1, thread_name_prefix="yagna-up") as pool:
-            waits = [
-                pool.submit(node.wait_ready, timeout=max(1.0, deadline - time.monotonic()))
-                for node in self.nodes.values()
-            ]
-            for wait in waits:
-                wait.result()  # the first failure, after every wait has ended
+        with ThreadPoolExecutor(len(self.nodes), thread_name_prefix="yagna-up") as pool:
+            waits = {
+                pool.submit(node.wait_ready, timeout=max(1.0, deadline - time.monotonic())): name
+                for name, node in self.nodes.items()
+            }
+            for done in as_completed(waits):
+                done.result()
+                yield waits[done]
 
     def restart_node(self, name: str, *, timeout: float = 30.0) -> None:
         """Bring a provider node's daemon back (after a kill); a paused one is continued."""

@@ -147,15 +147,16 @@ class LocalNet:
         try:
             # Images are served on loopback so demands can name them as hash:sha3:<hex>:<url>.
             self._image_server, self.images_url = serve_images(self.images)
-            self.daemons.start(timeout=timeout)
-            self.startup["daemons"] = time.monotonic() - started
-            for spec in self.specs:
-                state_dir = self.data_dir / "providers" / spec.name
-                node_id = self.daemons.endpoint(spec.name).node_id
-                self.providers[spec.name] = ProviderProcess(spec, node_id, state_dir)
+            self.daemons.start_hub(deadline)
+            specs = {spec.name: spec for spec in self.specs}
             with self._offer_watch() as watch:  # before any offer is published
-                for provider in self.providers.values():
-                    self._spawn(provider)
+                for name in self.daemons.ready_nodes(deadline):  # an agent per node once up
+                    node_id = self.daemons.endpoint(name).node_id
+                    state_dir = self.data_dir / "providers" / name
+                    self.providers[name] = ProviderProcess(specs[name], node_id, state_dir)
+                    self._spawn(self.providers[name])
+                self.startup["daemons"] = time.monotonic() - started
+                self.providers = {name: self.providers[name] for name in specs}  # in order
                 for provider in self.providers.values():
                     self._wait_ready(provider, deadline)
                 self.startup["agents"] = time.monotonic() - started - self.startup["daemons"]

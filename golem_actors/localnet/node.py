@@ -15,6 +15,7 @@ across runs from its data dir like its ports (when they are still free).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -223,6 +224,20 @@ class YagnaNode:
             )
         (self.data_dir / "daemon.pid").write_text(str(self._process.pid))
 
+    def wait_router(self, *, timeout: float = 30.0) -> None:
+        """Wait until the spawned daemon's bus router accepts connections (well before its
+        REST API answers): nodes joining this one as their hub can be started then."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.gsb_port), timeout=1),
+            ):
+                return
+            time.sleep(0.01)
+        raise NodeError(f"yagna's bus did not listen on {self.gsb_url} within {timeout} s")
+
     def wait_ready(self, *, timeout: float = 30.0) -> None:
         """Wait until the spawned daemon answers ``/me``; stop it and raise if it does not."""
         try:
@@ -323,10 +338,7 @@ class YagnaNode:
         with requests.Session() as session:
             session.trust_env = False
             while time.monotonic() < deadline:
-                if self._process is None or self._process.poll() is not None:
-                    raise NodeError(
-                        f"yagna exited during start-up; see {self.log_path}\n{self._tail()}"
-                    )
+                self._check_alive()
                 try:
                     response = session.get(f"{self.api_url}/me", headers=headers, timeout=1)
                 except requests.RequestException:
@@ -339,6 +351,10 @@ class YagnaNode:
         raise NodeError(
             f"yagna did not answer on {self.api_url} within {timeout} s\n{self._tail()}"
         )
+
+    def _check_alive(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            raise NodeError(f"yagna exited during start-up; see {self.log_path}\n{self._tail()}")
 
     def _tail(self, lines: int = 15) -> str:
         try:
