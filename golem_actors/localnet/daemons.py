@@ -150,6 +150,12 @@ class Daemons:
         node.send_signal(sig)
         self.settle()
 
+    def thaw(self) -> None:
+        """Continue every paused node: its agent's goodbyes (on stop) need an answering daemon."""
+        for node in self.nodes.values():
+            if node.state == "stopped":
+                node.send_signal(signal.SIGCONT)
+
     def settle(self) -> None:
         """Tombstones for the nodes gone (dead, or frozen and dropped by the hub's router),
         none for those running; call it when a daemon's state may have changed."""

@@ -171,6 +171,7 @@ class LocalNet:
     def stop(self, *, timeout: float = 15.0) -> None:
         """SIGTERM every provider (they unsubscribe and invoice), then stop the daemons."""
         self._stopping.set()
+        self.daemons.thaw()
         running = [
             p.process for p in self.providers.values() if p.process and p.process.poll() is None
         ]

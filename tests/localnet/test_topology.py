@@ -202,6 +202,11 @@ def test_a_fresh_network_shows_every_offer_at_once_and_keeps_its_identities(tmp_
     with LocalNet(providers=2, data_dir=tmp_path) as net:
         assert {name: p.node_id for name, p in net.providers.items()} == ids
         assert {name: net.daemons.node(name).api_port for name in ids} == ports
+        net.pause_daemon("provider-1")
+        agent = net.provider("provider-1").process
+    # Stopping thawed the frozen node first: its agent said goodbye and exited by itself.
+    assert agent is not None
+    assert agent.returncode == 0
 
 
 def test_a_shared_daemon_serves_every_provider_and_has_no_daemon_faults(tmp_path: Path):
