@@ -41,14 +41,19 @@ time.sleep(300)
 def test_killing_the_owner_stops_every_daemon_and_provider(
     tmp_path: Path, topology: str, fault: str, processes: int
 ) -> None:
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, str(tmp_path), topology, fault],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    errors = tmp_path / "owner.stderr"
+    with errors.open("w") as stderr:
+        owner = subprocess.Popen(
+            [sys.executable, "-c", OWNER, str(tmp_path / "net"), topology, fault],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     try:
         assert owner.stdout is not None
-        pids = json.loads(owner.stdout.readline())
+        line = owner.stdout.readline()
+        assert line, f"the owner failed to start its network:\n{errors.read_text()[-3000:]}"
+        pids = json.loads(line)
         assert len(set(pids)) == processes
         assert all(psutil.pid_exists(pid) for pid in pids)
         owner.send_signal(signal.SIGKILL)
