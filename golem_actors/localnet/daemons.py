@@ -7,13 +7,12 @@ identity (the daemon's default one) and ports across runs.
 
 With ``shared=True`` every provider identity lives in the hub's daemon instead (the layout of
 localnet part 1): one daemon for any number of providers, for runs too large for a daemon each
-(~140 MB of RSS per daemon), at the cost of fidelity (nothing crosses a net hop, and one
-identity's fault is every identity's fault).
+(~130 MB of RSS and ~1 s of CPU to start, per daemon), at the cost of fidelity (nothing
+crosses a net hop, and one identity's fault is every identity's fault).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
@@ -28,8 +27,6 @@ from golem_actors.localnet.nodelay import build_shim, preload_env
 from golem_actors.localnet.tombstones import Tombstones
 
 __all__ = ["DAEMON_SIGNALS", "Daemons", "NodeEndpoint", "signal_node"]
-
-log = logging.getLogger(__name__)
 
 #: How provider nodes' daemons differ from yagna's defaults:
 #: - a fresh offer is held back 5 s before it is broadcast (to batch several), likewise an
