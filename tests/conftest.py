@@ -63,10 +63,12 @@ def localnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNet]:
 
 @pytest.fixture
 def healthy_providers(localnet: LocalNet) -> Iterator[None]:
-    """Faults injected by one test never leak into the next; crashed providers come back."""
+    """Faults injected by one test never leak into the next; crashed providers (and their
+    nodes' daemons, killed or paused) come back."""
     yield
     for name, provider in localnet.providers.items():
-        if provider.state.startswith("exited"):
+        daemon = localnet.daemons.node(name).state
+        if provider.state.startswith("exited") or daemon != "running":
             localnet.restart_provider(name)
         else:
             localnet.clear_faults(name)

@@ -40,6 +40,9 @@ def add_parser(commands: Any) -> None:
 
     up = sub.add_parser("up", parents=[data_dir], help="start the network and run until Ctrl-C")
     up.add_argument("--providers", type=positive_int, default=4, help="provider nodes (default: 4)")
+    up.add_argument(
+        "--shared-daemon", action="store_true", help="one yagna for every provider (large runs)"
+    )
 
     run_ = sub.add_parser(
         "run",
@@ -82,6 +85,12 @@ def add_parser(commands: Any) -> None:
     fault.add_argument("--overcharge", type=float, metavar="X", help="multiply amounts by X")
     fault.add_argument("--exec-delay", type=float, metavar="S", help="slow every command by S s")
     fault.add_argument("--clear", action="store_true", help="remove every fault")
+    for action, what in (
+        ("kill", "SIGKILL: the node leaves"),
+        ("pause", "SIGSTOP"),
+        ("resume", "SIGCONT"),
+    ):
+        fault.add_argument(f"--{action}-daemon", action="store_true", help=f"its yagna: {what}")
 
 
 def _crash_points() -> tuple[str, ...] | None:
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir or default_data_dir()
     command = args.localnet_command
     if command == "up":
-        return _up(args.providers, data_dir)
+        return _up(args.providers, data_dir, shared=args.shared_daemon)
     if command == "images":
         return _images(args, data_dir)
     if command == "run":
@@ -109,24 +118,25 @@ def run(args: argparse.Namespace) -> int:
     if command == "env":
         _print_env(data_dir, state)
         return 0
-    return _fault(args, data_dir, state)
+    return 0 if _daemon_fault(args, state) else _fault(args, data_dir, state)
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)  # noqa: T201
 
 
-def _up(providers: int, data_dir: Path) -> int:
+def _up(providers: int, data_dir: Path, *, shared: bool = False) -> int:
     from golem_actors.localnet.network import LocalNet  # noqa: PLC0415
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
-    net = LocalNet(providers=providers, data_dir=data_dir)
+    net = LocalNet(providers=providers, data_dir=data_dir, shared_daemon=shared)
     net.start()
     try:
-        _say(f"# localnet up in {time.monotonic() - started:.1f} s ({data_dir})")
+        phases = ", ".join(f"{phase} {took:.1f} s" for phase, took in net.startup.items())
+        _say(f"# localnet up in {time.monotonic() - started:.1f} s ({data_dir}; {phases})")
         _say(f"export YAGNA_API_URL={net.api_url}")
         _say(f"export YAGNA_APPKEY={net.app_key}")
         _say(f"export GOLEM_REGISTRY_URL={net.images_url}")
@@ -208,14 +218,15 @@ def _print_status(state: dict[str, Any], *, as_json: bool) -> None:
         return
     _say(f"yagna {state['api_url']} (pid {state['yagna_pid']}), requestor {state['requestor_id']}")
     header = (
-        f"{'provider':<12} {'state':<12} {'pid':>7} {'threads':>7} {'mem':>5} "
+        f"{'provider':<12} {'state':<12} {'pid':>7} {'yagna':>7} {'threads':>7} {'mem':>5} "
         f"{'start':>8} {'GLM/s':>9} {'GLM/cpu-s':>9}  node id"
     )
     _say(header)
     for p in state["providers"]:
         prices = p["prices"]
         _say(
-            f"{p['name']:<12} {p['state']:<12} {p['pid'] or '-':>7} {p['cpu_threads']:>7} "
+            f"{p['name']:<12} {p['state']:<12} {p['pid'] or '-':>7} {p['daemon']['pid'] or '-':>7} "
+            f"{p['cpu_threads']:>7} "
             f"{p['mem_gib']:>5g} {prices['start']:>8} {prices['duration_sec']:>9} "
             f"{prices['cpu_sec']:>9}  {p['node_id']}"
         )
@@ -227,6 +238,15 @@ def _print_env(data_dir: Path, state: dict[str, Any]) -> None:
     _say(f"export YAGNA_APPKEY={identities['default_key']}")
     if state.get("registry_url"):
         _say(f"export GOLEM_REGISTRY_URL={state['registry_url']}")
+
+
+def _daemon_fault(args: argparse.Namespace, state: dict[str, Any]) -> bool:
+    from golem_actors.localnet.daemons import DAEMON_SIGNALS, signal_node  # noqa: PLC0415
+
+    action = next((a for a in DAEMON_SIGNALS if getattr(args, f"{a}_daemon")), None)
+    if action is not None:
+        _say(f"{args.provider}'s yagna (pid {signal_node(state, args.provider, action)}): {action}")
+    return action is not None
 
 
 def _fault(args: argparse.Namespace, data_dir: Path, state: dict[str, Any]) -> int:

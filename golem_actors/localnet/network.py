@@ -1,8 +1,14 @@
-"""``LocalNet``: a real yagna plus N provider processes, started, watched and stopped together.
+"""``LocalNet``: yagna daemons plus N provider processes, started, watched and stopped together.
 
     with LocalNet(providers=3) as net:
         client = YagnaClient(ApiConfig(app_key=net.app_key, api_url=net.api_url))
         net.set_faults("provider-2", hang=True)
+        net.kill_daemon("provider-3")  # a partition: provider-3's node vanishes
+
+The requestor's node (its yagna is the hub) and one node per provider (a yagna of its own
+joined to the hub, and the provider agent talking only to it), as on the real network
+(``daemons``); ``shared_daemon=True`` puts every provider identity in the hub's daemon instead.
+``start()`` returns once the requestor's node sees every provider's offer.
 
 The data directory is reused between runs (identities are created once), and locked while a
 network runs in it, so a second ``localnet up`` on the same directory fails with a clear message
@@ -13,6 +19,7 @@ for ``golem-actors localnet status``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -23,22 +30,31 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Self
 
 from golem_actors.datadir import default_data_dir
 from golem_actors.errors import GolemActorsError
+from golem_actors.localnet.agents import ProviderProcess
+from golem_actors.localnet.daemons import DAEMON_SIGNALS, Daemons
 from golem_actors.localnet.faults import FaultFile, Faults
 from golem_actors.localnet.images import ImageStore
 from golem_actors.localnet.node import NodeError, YagnaNode
 from golem_actors.localnet.offer import ProviderSpec
+from golem_actors.localnet.offerwatch import AGENT_STARTED, OfferWatch
 from golem_actors.localnet.orphans import die_with_parent
 from golem_actors.localnet.provider.config import ProviderConfig
 from golem_actors.localnet.registry import serve_registry
+from golem_actors.yagna import ApiConfig
 
-__all__ = ["LocalNet", "LocalNetError", "ProviderProcess", "default_data_dir", "default_specs"]
+__all__ = [
+    "LocalNet",
+    "LocalNetError",
+    "ProviderProcess",
+    "default_data_dir",
+    "default_specs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,55 +86,6 @@ def default_specs(count: int, **overrides: Any) -> list[ProviderSpec]:
     return specs
 
 
-@dataclass
-class ProviderProcess:
-    """One running provider agent, as the network sees it."""
-
-    spec: ProviderSpec
-    node_id: str
-    state_dir: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    @property
-    def state(self) -> str:
-        if self.process is None:
-            return "stopped"
-        code = self.process.poll()
-        if code is None:
-            return "hung" if FaultFile(self.state_dir / "faults.json").read().hang else "running"
-        return f"exited ({code})"
-
-    def status(self) -> dict[str, Any]:
-        try:
-            own = json.loads((self.state_dir / "status.json").read_text())
-        except (OSError, ValueError):
-            own = {}
-        return {
-            "name": self.name,
-            "node_id": self.node_id,
-            "pid": self.pid,
-            "state": self.state,
-            "offer_id": own.get("offer_id"),
-            "agreements": own.get("agreements", 0),
-            "activities": own.get("activities", 0),
-            "cpu_threads": self.spec.cpu_threads,
-            "mem_gib": self.spec.mem_gib,
-            "prices": {
-                "start": str(self.spec.start_price),
-                "duration_sec": str(self.spec.price_duration_sec),
-                "cpu_sec": str(self.spec.price_cpu_sec),
-            },
-        }
-
-
 class LocalNet:
     """A local Golem network. Use as a context manager; ``stop()`` stops every process."""
 
@@ -128,13 +95,17 @@ class LocalNet:
         *,
         data_dir: Path | None = None,
         provider_log_level: str = "INFO",
+        shared_daemon: bool = False,
     ) -> None:
         self.specs = default_specs(providers) if isinstance(providers, int) else list(providers)
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
             raise LocalNetError(f"provider names must be unique, got {names}")
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.node = YagnaNode(self.data_dir / "yagna")
+        self.daemons = Daemons(self.data_dir, names, shared=shared_daemon)
+        self.node: YagnaNode = self.daemons.hub  # the requestor's node
+        # Seconds each phase of start() took: daemons, agents (to ready), offers (to the hub).
+        self.startup: dict[str, float] = {}
         self.providers: dict[str, ProviderProcess] = {}
         self._log_level = provider_log_level
         self._lock_file: IO[str] | None = None
@@ -166,22 +137,28 @@ class LocalNet:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self, *, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
+        """Every daemon, then every provider agent; returns once the requestor's node sees
+        every provider's offer. ``startup`` then has each phase's seconds."""
+        started = deadline = time.monotonic()
+        deadline += timeout
         self._lock_data_dir()
         try:
             # The store's registry on loopback: tags and hashes resolve as on the real network.
             self._image_server, self.images_url = serve_registry(self.images)
-            self.node.start(timeout=timeout)
-            identities = self.node.ensure_identities([s.name for s in self.specs])
-            for spec in self.specs:
-                state_dir = self.data_dir / "providers" / spec.name
-                self.providers[spec.name] = ProviderProcess(
-                    spec, identities[spec.name].node_id, state_dir
-                )
-            for provider in self.providers.values():
-                self._spawn(provider)
-            for provider in self.providers.values():
-                self._wait_ready(provider, deadline)
+            self.daemons.start_hub(deadline)
+            specs = {spec.name: spec for spec in self.specs}
+            with self._offer_watch() as watch:  # before any offer is published
+                for name in self.daemons.ready_nodes(deadline):  # an agent per node once up
+                    node_id = self.daemons.endpoint(name).node_id
+                    state_dir = self.data_dir / "providers" / name
+                    self.providers[name] = ProviderProcess(specs[name], node_id, state_dir)
+                    self._spawn(self.providers[name])
+                self.startup["daemons"] = time.monotonic() - started
+                self.providers = {name: self.providers[name] for name in specs}  # in order
+                for provider in self.providers.values():
+                    self._wait_ready(provider, deadline)
+                self.startup["agents"] = time.monotonic() - started - self.startup["daemons"]
+                self.startup["offers"] = self._wait_offers(watch, self.providers, deadline)
         except BaseException:
             self.stop()
             raise
@@ -190,8 +167,9 @@ class LocalNet:
         self.write_state()
 
     def stop(self, *, timeout: float = 15.0) -> None:
-        """SIGTERM every provider (they unsubscribe and invoice), then stop yagna."""
+        """SIGTERM every provider (they unsubscribe and invoice), then stop the daemons."""
         self._stopping.set()
+        self.daemons.thaw()
         running = [
             p.process for p in self.providers.values() if p.process and p.process.poll() is None
         ]
@@ -205,7 +183,7 @@ class LocalNet:
                 log.warning("provider pid %s did not stop in time; killing it", process.pid)
                 process.kill()
                 process.wait(5)
-        self.node.stop()
+        self.daemons.stop()
         if self._image_server is not None:
             self._image_server.shutdown()
             self._image_server.server_close()
@@ -252,13 +230,44 @@ class LocalNet:
         self.write_state()
 
     def restart_provider(self, name: str, *, timeout: float = 30.0) -> None:
+        """A fresh agent (and its node's daemon, if that was killed or paused), fault-free;
+        returns once the requestor's node sees its offer."""
         provider = self.provider(name)
+        deadline = time.monotonic() + timeout
         if provider.process and provider.process.poll() is None:
             provider.process.terminate()
             provider.process.wait(15)
         self.clear_faults(name)
+        self.daemons.restart_node(name, timeout=timeout)
         self._spawn(provider)
-        self._wait_ready(provider, time.monotonic() + timeout)
+        self._wait_ready(provider, deadline)
+        with self._offer_watch() as watch:
+            self._wait_offers(watch, {name: provider}, deadline)
+        self.write_state()
+
+    def kill_daemon(self, name: str) -> None:
+        """SIGKILL provider ``name``'s daemon: its node vanishes from the network, as in a
+        partition seen from the requestor (its agent then fails on its own)."""
+        self._signal_daemon(name, "kill")
+
+    def pause_daemon(self, name: str) -> None:
+        """SIGSTOP provider ``name``'s daemon: its node stops answering but keeps its state."""
+        self._signal_daemon(name, "pause")
+
+    def resume_daemon(self, name: str) -> None:
+        """SIGCONT a paused daemon: the partition heals."""
+        self._signal_daemon(name, "resume")
+
+    def _signal_daemon(self, name: str, action: str) -> None:
+        self.provider(name)  # a clear error for an unknown name
+        if self.daemons.shared:
+            raise LocalNetError(
+                f"{name} has no daemon of its own (the network runs one shared daemon)"
+            )
+        try:
+            self.daemons.signal(name, DAEMON_SIGNALS[action])
+        except NodeError as exc:
+            raise LocalNetError(f"cannot {action} {name}'s daemon: {exc}") from None
         self.write_state()
 
     # -- state ------------------------------------------------------------------------------
@@ -271,10 +280,14 @@ class LocalNet:
             "api_url": self.api_url,
             "gsb_url": self.node.gsb_url,
             "yagna_pid": self.node.pid,
+            "shared_daemon": self.daemons.shared,
             "requestor_id": self.node.requestor.node_id,
             "images_url": self.images_url,
             "registry_url": self.images_url,
-            "providers": [p.status() for p in self.providers.values()],
+            "providers": [
+                {**p.status(), "daemon": self.daemons.status(p.name)}
+                for p in self.providers.values()
+            ],
         }
 
     def write_state(self) -> None:
@@ -302,12 +315,15 @@ class LocalNet:
         provider.state_dir.mkdir(parents=True, exist_ok=True)
         FaultFile(provider.state_dir / "faults.json").write(Faults())
         (provider.state_dir / "status.json").unlink(missing_ok=True)
+        endpoint = self.daemons.endpoint(provider.name)  # its own node's daemon
+        provider.started_ms = time.time_ns() // 1_000_000
+        extra = {**provider.spec.extra_properties, AGENT_STARTED: provider.started_ms}
         config = ProviderConfig(
-            spec=provider.spec,
-            api_url=self.node.api_url,
-            app_key=self.node.identity(provider.name).app_key,
+            spec=dataclasses.replace(provider.spec, extra_properties=extra),
+            api_url=endpoint.api_url,
+            app_key=endpoint.app_key,
             node_id=provider.node_id,
-            gsb_url=self.node.gsb_url,
+            gsb_url=endpoint.gsb_url,
             state_dir=str(provider.state_dir),
         )
         config_path = provider.state_dir / "config.json"
@@ -343,14 +359,36 @@ class LocalNet:
             time.sleep(0.02)
         raise LocalNetError(f"provider {provider.name} was not ready in time; see {status_path}")
 
+    def _offer_watch(self) -> OfferWatch:
+        config = ApiConfig(app_key=self.app_key, api_url=self.api_url)
+        return OfferWatch(config, {spec.subnet for spec in self.specs})
+
+    def _wait_offers(
+        self, watch: OfferWatch, providers: dict[str, ProviderProcess], deadline: float
+    ) -> float:
+        """Until the requestor's node matches every one of ``providers``' offers; seconds."""
+        started = time.monotonic()
+        missing = watch.missing({p.node_id: p.started_ms for p in providers.values()}, deadline)
+        if missing:
+            names = ", ".join(sorted(p.name for p in providers.values() if p.node_id in missing))
+            raise LocalNetError(
+                f"the requestor's node did not see the offers of {names} in time; see their "
+                f"provider.log and yagna/yagna.log under {self.data_dir / 'providers'}"
+            )
+        return time.monotonic() - started
+
     def _watch(self) -> None:
-        """Keep ``localnet.json`` current and log providers that exit on their own."""
+        """Keep ``localnet.json`` current and log providers and daemons that exit on their own."""
         seen: dict[str, str] = {}
         while not self._stopping.wait(0.5):
             for provider in self.providers.values():
-                state = provider.state
-                if state.startswith("exited") and seen.get(provider.name) != state:
-                    log.warning("provider %s %s", provider.name, state)
-                seen[provider.name] = state
+                states = {provider.name: provider.state}
+                if not self.daemons.shared:
+                    states[f"{provider.name}'s yagna"] = self.daemons.node(provider.name).state
+                for who, state in states.items():
+                    if state.startswith("exited") and seen.get(who) != state:
+                        log.warning("%s %s", who, state)
+                    seen[who] = state
             with contextlib.suppress(OSError, NodeError):
+                self.daemons.settle()  # also after faults from another process (the CLI)
                 self.write_state()

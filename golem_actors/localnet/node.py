@@ -8,12 +8,14 @@ with no Golem network in reach. Facts this relies on (``shared/notes/real-yagna-
   identities are created first and the daemon is restarted once;
 - allocations need ``YAGNA_DEV_SKIP_ALLOCATION_VALIDATION=1`` offline (no chain to check funds on).
 
-A node may also join another node's hub (``hub_gsb_url``): a second daemon for provider identities,
-which VPN traffic needs because it cannot loop back inside one daemon.
+A node may also join another node's hub (``hub_gsb_url``): localnet runs one daemon per provider
+node that way, as the real network does. Its default identity is then the provider's, reused
+across runs from its data dir like its ports (when they are still free).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -36,7 +38,7 @@ from golem_actors.errors import GolemActorsError
 from golem_actors.extras import install_hint
 from golem_actors.localnet.orphans import die_with_parent
 
-__all__ = ["NodeError", "NodeIdentity", "YagnaNode", "find_yagna", "free_port"]
+__all__ = ["NodeError", "NodeIdentity", "YagnaNode", "find_yagna", "free_port", "is_yagna"]
 
 log = logging.getLogger(__name__)
 
@@ -101,15 +103,21 @@ class YagnaNode:
         hub_gsb_url: str | None = None,
         extra_env: Mapping[str, str] | None = None,
         binary: Path | None = None,
+        death_signal: signal.Signals = signal.SIGINT,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.death_signal = death_signal  # what the daemon gets when its owner dies
         self.binary = binary or find_yagna()
-        self.api_port = api_port or free_port()
-        self.gsb_port = gsb_port or free_port(max_port=_MAX_HUB_PORT)
         self.hub_gsb_url = hub_gsb_url
         self.extra_env = dict(extra_env or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._state = self._load_state()
+        # The same ports as last time if they are free: `localnet up`'s export lines stay valid.
+        ports = self._state.get("ports", {})
+        self.api_port = api_port or _reuse(ports.get("api")) or free_port()
+        # Only a hub's GSB port must have <= 4 digits; a joining node's may be any.
+        gsb_max = 65535 if hub_gsb_url else _MAX_HUB_PORT
+        self.gsb_port = gsb_port or _reuse(ports.get("gsb"), gsb_max) or free_port(max_port=gsb_max)
 
     # -- addresses --------------------------------------------------------------------------
 
@@ -128,6 +136,31 @@ class YagnaNode:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    @property
+    def node_id(self) -> str | None:
+        """The default identity's node id, known once the daemon has been started once."""
+        node_id: str | None = self._state.get("default_id")
+        return node_id
+
+    @property
+    def state(self) -> str:
+        """``running``, ``stopped`` (SIGSTOP: frozen, like a partitioned node), ``exited (rc)``
+        or ``not started``."""
+        if self._process is None:
+            return "not started"
+        code = self._process.poll()
+        if code is not None:
+            return f"exited ({code})"
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1]
+        except (OSError, IndexError):
+            return "running"
+        return "stopped" if fields.split()[0] in "tT" else "running"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     @property
     def requestor(self) -> NodeIdentity:
@@ -168,6 +201,15 @@ class YagnaNode:
 
     def start(self, *, timeout: float = 30.0) -> None:
         """Start the daemon and wait until ``/me`` answers with the requestor key."""
+        self.spawn()
+        self.wait_ready(timeout=timeout)
+
+    def spawn(self) -> None:
+        """Start the daemon process without waiting for it (``wait_ready`` does).
+
+        Call it from the thread that owns the network: the daemon's parent-death signal fires
+        when *that thread* ends (``orphans``). Waiting may happen on any thread.
+        """
         if self._process is not None and self._process.poll() is None:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -180,16 +222,35 @@ class YagnaNode:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to forward, in order
-                preexec_fn=die_with_parent(signal.SIGINT),  # noqa: PLW1509 - prctl, getppid only
+                preexec_fn=die_with_parent(self.death_signal),  # noqa: PLW1509 - prctl, getppid only
             )
         (self.data_dir / "daemon.pid").write_text(str(self._process.pid))
+
+    def wait_router(self, *, timeout: float = 30.0) -> None:
+        """Wait until the spawned daemon's bus router accepts connections (well before its
+        REST API answers): nodes joining this one as their hub can be started then."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.gsb_port), timeout=1),
+            ):
+                return
+            time.sleep(0.01)
+        raise NodeError(f"yagna's bus did not listen on {self.gsb_url} within {timeout} s")
+
+    def wait_ready(self, *, timeout: float = 30.0) -> None:
+        """Wait until the spawned daemon answers ``/me``; stop it and raise if it does not."""
         try:
             me = self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
-        if self._state.get("default_id") != me["identity"]:
+        ports = {"api": self.api_port, "gsb": self.gsb_port}
+        if self._state.get("default_id") != me["identity"] or self._state.get("ports") != ports:
             self._state["default_id"] = me["identity"]
+            self._state["ports"] = ports
             self._save_state()
         log.info("yagna up at %s (gsb %s), pid %s", self.api_url, self.gsb_url, self.pid)
 
@@ -200,6 +261,7 @@ class YagnaNode:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGCONT)  # a frozen (SIGSTOPped) daemon must run to exit
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -209,6 +271,14 @@ class YagnaNode:
                 process.kill()
                 process.wait(5)
         (self.data_dir / "daemon.pid").unlink(missing_ok=True)
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the running daemon (a fault: SIGKILL, SIGSTOP, SIGCONT)."""
+        if self._process is None or self._process.poll() is not None:
+            raise NodeError(f"the yagna of {self.data_dir} is not running")
+        self._process.send_signal(sig)
+        if sig == signal.SIGKILL:
+            self._process.wait(10)
 
     def restart(self, *, timeout: float = 30.0) -> None:
         self.stop()
@@ -270,10 +340,7 @@ class YagnaNode:
         with requests.Session() as session:
             session.trust_env = False
             while time.monotonic() < deadline:
-                if self._process is None or self._process.poll() is not None:
-                    raise NodeError(
-                        f"yagna exited during start-up; see {self.log_path}\n{self._tail()}"
-                    )
+                self._check_alive()
                 try:
                     response = session.get(f"{self.api_url}/me", headers=headers, timeout=1)
                 except requests.RequestException:
@@ -286,6 +353,10 @@ class YagnaNode:
         raise NodeError(
             f"yagna did not answer on {self.api_url} within {timeout} s\n{self._tail()}"
         )
+
+    def _check_alive(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            raise NodeError(f"yagna exited during start-up; see {self.log_path}\n{self._tail()}")
 
     def _tail(self, lines: int = 15) -> str:
         try:
@@ -300,11 +371,7 @@ class YagnaNode:
             pid = int(pid_file.read_text())
         except (OSError, ValueError):
             return
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            cmdline = b""
-        if b"yagna" in cmdline:
+        if is_yagna(pid):
             log.warning("stopping a yagna (pid %s) left behind in %s", pid, self.data_dir)
             os.kill(pid, signal.SIGKILL)
             for _ in range(100):
@@ -334,6 +401,28 @@ class YagnaNode:
         tmp.write_text(json.dumps(self._state, indent=2))
         tmp.chmod(0o600)  # it holds app keys
         tmp.replace(path)
+
+
+def is_yagna(pid: object) -> bool:
+    """Whether ``pid`` is a running yagna now: a pid read from a file may have been reused."""
+    try:
+        return isinstance(pid, int) and b"yagna" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _reuse(port: Any, max_port: int = 65535) -> int | None:
+    """``port`` if it is a port number below ``max_port`` that is free now, else None."""
+    if not isinstance(port, int) or not 0 < port <= max_port:
+        return None
+    with socket.socket() as sock:
+        # As yagna binds: a port whose old connections linger in TIME_WAIT is free to listen on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    return port
 
 
 def _unwrap(answer: Any) -> Any:

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from golem_actors.yagna import YagnaClient
-from golem_actors.yagna.models import Allocation, Proposal, ProposalEvent, ProposalRejectedEvent
+from golem_actors.yagna.models import (
+    Allocation,
+    Invoice,
+    Proposal,
+    ProposalEvent,
+    ProposalRejectedEvent,
+)
 from tests.waiting import wait_for
 
 
@@ -93,3 +99,14 @@ def demand(
     }
     all_constraints = "(&" + "".join(decoration.constraints) + constraints + ")"
     return Demand(client, allocation, props, all_constraints).publish()
+
+
+def invoice_for(client: YagnaClient, agreement_id: str, after: dt.datetime) -> Invoice:
+    def probe() -> Invoice | None:
+        for event in client.payment.invoice_events(after=after, timeout=1):
+            invoice = client.payment.get_invoice(event.invoice_id)
+            if invoice.agreement_id == agreement_id:
+                return invoice
+        return None
+
+    return wait_for(f"the invoice for {agreement_id}", probe)

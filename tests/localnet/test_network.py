@@ -21,9 +21,8 @@ from golem_actors.yagna.models import (
     AgreementTerminatedEvent,
     Allocation,
     DebitNote,
-    Invoice,
 )
-from tests.localnet.requestor import Demand, demand
+from tests.localnet.requestor import Demand, demand, invoice_for
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.yagna, pytest.mark.usefixtures("healthy_providers")]
@@ -41,17 +40,6 @@ def debit_notes(client: YagnaClient, agreement_id: str, after: dt.datetime) -> l
             if note.agreement_id == agreement_id:
                 notes.append(note)
     return notes
-
-
-def invoice_for(client: YagnaClient, agreement_id: str, after: dt.datetime) -> Invoice:
-    def probe() -> Invoice | None:
-        for event in client.payment.invoice_events(after=after, timeout=1):
-            invoice = client.payment.get_invoice(event.invoice_id)
-            if invoice.agreement_id == agreement_id:
-                return invoice
-        return None
-
-    return wait_for(f"the invoice for {agreement_id}", probe)
 
 
 def terminated(client: YagnaClient, agreement_id: str, after: dt.datetime, timeout: float) -> None:

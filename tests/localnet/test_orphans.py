@@ -1,4 +1,4 @@
-"""A localnet whose owner is killed with SIGKILL does not leave yagna or providers behind."""
+"""A localnet whose owner is killed with SIGKILL leaves no daemon or provider behind."""
 
 from __future__ import annotations
 
@@ -20,24 +20,41 @@ OWNER = """
 import json, sys, time
 from pathlib import Path
 from golem_actors.localnet.network import LocalNet
-net = LocalNet(providers=1, data_dir=Path(sys.argv[1]))
+net = LocalNet(providers=2, data_dir=Path(sys.argv[1]), shared_daemon=sys.argv[2] == "shared")
 net.start()
-pids = [net.node.pid, *(p.pid for p in net.providers.values())]
+if sys.argv[3] == "pause":
+    net.pause_daemon("provider-2")  # a frozen daemon heeds no SIGINT
+pids = [*net.daemons.pids(), *(p.pid for p in net.providers.values())]
 print(json.dumps(pids), flush=True)
 time.sleep(300)
 """
 
 
-def test_killing_the_owner_stops_yagna_and_the_providers(tmp_path: Path) -> None:
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+@pytest.mark.parametrize(
+    ("topology", "fault", "processes"),
+    [
+        ("own", "none", 5),  # the hub, two provider nodes' daemons, two agents
+        ("own", "pause", 5),
+        ("shared", "none", 3),  # one daemon, two agents
+    ],
+)
+def test_killing_the_owner_stops_every_daemon_and_provider(
+    tmp_path: Path, topology: str, fault: str, processes: int
+) -> None:
+    errors = tmp_path / "owner.stderr"
+    with errors.open("w") as stderr:
+        owner = subprocess.Popen(
+            [sys.executable, "-c", OWNER, str(tmp_path / "net"), topology, fault],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     try:
         assert owner.stdout is not None
-        pids = json.loads(owner.stdout.readline())
-        assert len(pids) == 2
+        line = owner.stdout.readline()
+        assert line, f"the owner failed to start its network:\n{errors.read_text()[-3000:]}"
+        pids = json.loads(line)
+        assert len(set(pids)) == processes
         assert all(psutil.pid_exists(pid) for pid in pids)
         owner.send_signal(signal.SIGKILL)
         owner.wait(timeout=10)
@@ -48,7 +65,7 @@ def test_killing_the_owner_stops_yagna_and_the_providers(tmp_path: Path) -> None
                 for pid in pids
             )
 
-        wait_for("yagna and the provider to exit", all_gone, timeout=30)
+        wait_for("the daemons and the providers to exit", all_gone, timeout=30)
     finally:
         if owner.poll() is None:
             owner.kill()
