@@ -73,13 +73,13 @@ def find_yagna() -> Path:
     )
 
 
-def free_port(*, max_port: int = 65535, host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now. With ``max_port`` <= 9999 it is probed at random."""
-    if max_port >= 65535:  # noqa: PLR2004
-        with socket.socket() as sock:
-            sock.bind((host, 0))
-            port: int = sock.getsockname()[1]
-            return port
+#: Ports are picked below Linux's ephemeral range (32768 and up by default): a port the kernel
+#: hands out for outgoing connections could be taken between our probe and yagna's bind.
+_BELOW_EPHEMERAL = 32767
+
+
+def free_port(*, max_port: int = _BELOW_EPHEMERAL, host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now, probed at random from 2000 to ``max_port``."""
     for _ in range(200):
         port = random.randint(2000, max_port)  # noqa: S311 - not security related
         with socket.socket() as sock:
@@ -116,7 +116,7 @@ class YagnaNode:
         ports = self._state.get("ports", {})
         self.api_port = api_port or _reuse(ports.get("api")) or free_port()
         # Only a hub's GSB port must have <= 4 digits; a joining node's may be any.
-        gsb_max = 65535 if hub_gsb_url else _MAX_HUB_PORT
+        gsb_max = _BELOW_EPHEMERAL if hub_gsb_url else _MAX_HUB_PORT
         self.gsb_port = gsb_port or _reuse(ports.get("gsb"), gsb_max) or free_port(max_port=gsb_max)
 
     # -- addresses --------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def is_yagna(pid: object) -> bool:
         return False
 
 
-def _reuse(port: Any, max_port: int = 65535) -> int | None:
+def _reuse(port: Any, max_port: int = _BELOW_EPHEMERAL) -> int | None:
     """``port`` if it is a port number below ``max_port`` that is free now, else None."""
     if not isinstance(port, int) or not 0 < port <= max_port:
         return None
