@@ -2,7 +2,9 @@
 
 By default it starts localnet (or joins the one already running in the same data directory, so
 ``golem-actors localnet status`` in another terminal shows its providers and a fault can be
-injected there by hand). With ``--yagna URL`` it uses that daemon and ``YAGNA_APPKEY`` instead.
+injected there by hand), and images named by tag or hash are looked up in localnet's own registry
+(as ``golem-actors localnet run`` does through ``GOLEM_REGISTRY_URL``). With ``--yagna URL`` it
+uses that daemon and ``YAGNA_APPKEY`` instead, and ``GOLEM_REGISTRY_URL`` or the public registry.
 """
 
 from __future__ import annotations
@@ -193,16 +195,20 @@ def _params(pairs: list[str], count: int) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _network(args: argparse.Namespace) -> Iterator[ApiConfig]:
+def _network(args: argparse.Namespace) -> Iterator[tuple[ApiConfig, str | None]]:
+    """The yagna to use and the image registry to ask (None: ``Golem``'s default, the env's)."""
     if args.yagna:
-        yield ApiConfig.from_env(api_url=args.yagna)
+        yield ApiConfig.from_env(api_url=args.yagna), None
         return
     # localnet only on this path: a run on your own yagna needs nothing of the [localnet] extra.
     from golem_actors.localnet.session import localnet_endpoint  # noqa: PLC0415
 
     data_dir = args.data_dir or default_data_dir()
     with localnet_endpoint(data_dir, args.providers, say=_say) as endpoint:
-        yield ApiConfig(app_key=endpoint.app_key, api_url=endpoint.api_url)
+        # Its providers can fetch what its registry names; a tag is looked up there, not in the
+        # public registry (a running localnet predating its registry has none: the default).
+        config = ApiConfig(app_key=endpoint.app_key, api_url=endpoint.api_url)
+        yield config, endpoint.registry_url
 
 
 def _policy(args: argparse.Namespace, service_cls: type[ServiceActor]) -> SupervisorPolicy:
@@ -257,9 +263,10 @@ def _run(
     policy: SupervisorPolicy,
 ) -> int:
     run_dir = run_directory(args)
-    with _network(args) as config:
+    with _network(args) as (config, registry_url):
         golem = Golem(
             config=config,
+            registry_url=registry_url,
             budget=budget,
             subnet=args.subnet,
             payment_platform=args.payment_platform,

@@ -13,6 +13,7 @@ from golem_actors.cli import main
 from golem_actors.cli.run import load_service
 from golem_actors.golem import GolemError
 from golem_actors.localnet.network import LocalNet
+from tests.images.test_images_localnet import tiny_image, unique_tag
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -136,3 +137,41 @@ def test_escalation_ends_the_run_with_a_non_zero_exit(
     assert code == 1
     assert "escalated" in captured.err
     assert "3 restarts within 60 s exceed the limit of 2" in captured.err
+
+
+@pytest.mark.yagna
+@pytest.mark.usefixtures("healthy_providers")
+def test_run_on_localnet_finds_an_image_by_tag_in_its_registry(
+    localnet: LocalNet,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """Plain ``golem-actors run app.py:Svc`` (no --yagna, no GOLEM_REGISTRY_URL) joins the
+    localnet running in --data-dir and looks the service's tag up in localnet's registry."""
+    tag = unique_tag()
+    _, marker = tiny_image(localnet, tmp_path, tag)
+    app = tmp_path / "tagged.py"
+    app.write_text(
+        textwrap.dedent(
+            f"""
+            from pathlib import Path
+            from golem_actors import ServiceActor, VmPayload
+            from golem_actors.policy.supervision import RestartType
+            class Tagged(ServiceActor):
+                payload = VmPayload(image_tag={tag!r})
+                restart_type = RestartType.TEMPORARY  # the run ends when run() returns
+                def run(self, ctx):
+                    seen = ctx.run("/bin/sh", "-c", "cat /etc/issue /etc/id").stdout
+                    Path(self.params["out"]).write_text(seen)
+            """
+        )
+    )
+    out = tmp_path / "seen.txt"
+    monkeypatch.delenv("GOLEM_REGISTRY_URL", raising=False)
+    argv = ["run", f"{app}:Tagged", "--data-dir", str(localnet.data_dir), "--no-table"]
+    code = main([*argv, "--param", f"out={out}", "--budget", "1", "--duration", "90"])
+    printed = capsys.readouterr()
+    assert code == 0, printed
+    assert f"# using the local network already running in {localnet.data_dir}" in printed.out
+    assert out.read_text() == f"tiny image\n{marker}"

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pykka
 import pytest
 
 from golem_actors import Golem, ServiceActor, Task, WorkContext
 from golem_actors.golem import GolemError
-from golem_actors.localnet.network import LocalNet
-from golem_actors.storage.gftp import GftpStorage
 from golem_actors.yagna import ApiConfig
 from tests.waiting import wait_for
 
@@ -42,17 +38,6 @@ class RoundTrip(ServiceActor):
         self.target.with_suffix(".part").rename(self.target)
         while True:
             ctx.sleep(0.5)
-
-
-@pytest.fixture
-def golem(localnet: LocalNet) -> Iterator[Golem]:
-    config = ApiConfig(app_key=localnet.app_key, api_url=localnet.api_url)
-    with Golem(config=config, budget="2", settle_timeout_s=20, storage="gftp") as session:
-        storage = session.storage.current
-        assert isinstance(storage, GftpStorage)
-        yield session
-    assert storage._closed.is_set()  # the session closed the storage it opened
-    assert pykka.ActorRegistry.get_all() == []
 
 
 def sha3(path: Path) -> bytes:
