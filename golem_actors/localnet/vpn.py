@@ -14,9 +14,12 @@ the frame's destination, as yagna's own exe-unit does (``exe-unit/src/network/vp
 
 The table starts from the Deploy's ``nodes``, follows the requestor's ``VpnControl``
 (``addNodes``/``removeNodes``) and learns the sender of a frame from an address it does not
-know yet (an address already owned is never taken over by a frame). It never names our own node:
-a frame to ourselves would only come back. Nothing here invents a node id: under central net a
-call to a node that is not connected loops inside the hub (``vpn-proof.md`` §7.5).
+know yet (an address already owned is never taken over by a frame, and a node the requestor
+removed is not learned back from its late frames, until the requestor adds it again; yagna's
+exe-unit learns it back, so a removed node that still talks would stay reachable). It never
+names our own node: a frame to ourselves would only come back. Nothing here invents a node id:
+under central net a call to a node that is not connected loops inside the hub
+(``vpn-proof.md`` §7.5).
 """
 
 from __future__ import annotations
@@ -228,6 +231,7 @@ class Routes:
         self.spec = spec
         self.own_id = own_id.lower()
         self._owner: dict[IPv4Address, str] = {}
+        self._removed: set[str] = set()
         self.add({str(ip): node_id for ip, node_id in spec.nodes.items()})
 
     def nodes(self) -> dict[IPv4Address, str]:
@@ -254,11 +258,13 @@ class Routes:
                 refused.append(f"{ip} -> {node_id!r}: clashes with this node ({self.own_id})")
                 continue
             self._owner[ip] = node_id
+            self._removed.discard(node_id)
         return refused
 
     def remove(self, node_ids: Iterable[str]) -> int:
         """Drop every address of these nodes; frames to them are dropped from now on."""
         gone = {node_id.lower() for node_id in node_ids}
+        self._removed |= gone
         before = len(self._owner)
         self._owner = {ip: n for ip, n in self._owner.items() if n not in gone}
         return before - len(self._owner)
@@ -268,6 +274,8 @@ class Routes:
         ip, caller = source_ip(frame), caller.lower()
         net = self.spec.network
         if ip is None or not caller or caller == self.own_id or ip in self._owner:
+            return False
+        if caller in self._removed:
             return False
         if ip not in net or ip in (net.network_address, net.broadcast_address, self.spec.node_ip):
             return False

@@ -227,6 +227,10 @@ def test_a_peer_that_vanishes_gets_no_more_frames():
     assert r.targets(arp(1, "192.168.8.2", "192.168.8.4", dst_mac=b"\x02" * 6)) == []
     assert r.everyone() == [REQUESTOR]
     assert r.remove(["0xnobody"]) == 0
+    assert not r.learn(ipv4("192.168.8.3", "192.168.8.2"), PEER)  # its late frames teach nothing
+    assert r.targets(ipv4("192.168.8.2", "192.168.8.3")) == []
+    assert r.add({"192.168.8.7": PEER}) == []  # until the requestor adds it again
+    assert r.learn(ipv4("192.168.8.3", "192.168.8.2"), PEER)
 
 
 def test_a_frames_sender_is_learned_for_an_address_nobody_owns():
