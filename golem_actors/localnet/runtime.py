@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from golem_actors.errors import GolemActorsError
 from golem_actors.images.gvmi import GvmiError
 from golem_actors.localnet.batches import Batch, CommandState, format_output
+from golem_actors.localnet.bwrap import HOSTNAME
 from golem_actors.localnet.constraints import flatten_properties
 from golem_actors.localnet.gftp import GftpTransfers
 from golem_actors.localnet.images import ImageError, image_config
@@ -338,7 +339,7 @@ class ActivityRuntime:
             raise VpnError("this provider cannot join VPN networks (no vpn capability)")
         self.dir.mkdir(parents=True, exist_ok=True)
         etc_hosts = self.dir / "etc-hosts"  # outside the volumes: the container cannot reach it
-        etc_hosts.write_text(hosts_file(hosts, "localnet"))
+        etc_hosts.write_text(hosts_file(hosts, HOSTNAME))
         if specs and self._networks is not None:
             self._network = self._networks(specs)
         return SandboxNetwork(hook=self._network, etc_hosts=etc_hosts)
