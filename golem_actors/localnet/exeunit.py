@@ -162,8 +162,8 @@ class ExeUnit:
     def _crash(self, index: int) -> None:
         self._crashed = f"the exe-unit crashed at command {index} (fault injected)"
         log.warning("exe-unit %s: %s", self.activity_id, self._crashed)
+        self._unregister()  # off the bus first, as a dead process: pollers woken next find no one
         self._halt()
-        self._unregister()
         self.runtime.leave_network()
 
     def _open_networks(self, specs: Sequence[NetSpec]) -> ActivityNetwork:
