@@ -157,8 +157,10 @@ class Container:
             self._spawn()
         except BaseException as exc:  # noqa: BLE001 - start() raises it
             self._error = exc
-            if self._monitor_fd is not None:
-                bwrap.kill_pidfd(self._monitor_fd)
+            # The held pid 1 first: without its parent it would wait forever for its set-up.
+            for pidfd in (self._init_fd, self._monitor_fd):
+                if pidfd is not None:
+                    bwrap.kill_pidfd(pidfd)
         self._ready.set()
         try:
             if self._error is None:

@@ -191,7 +191,10 @@ def test_the_container_reaches_nothing_outside_the_vpn(box: Sandbox):
 
 def test_a_failing_attach_fails_the_start(tmp_path: Path):
     class Broken:
+        held: int | None = None
+
         def attach(self, pidfd: int) -> None:
+            self.held = os.dup(pidfd)  # the container's held pid 1
             raise TapError("no TAP today")
 
         def detach(self) -> None:
@@ -204,6 +207,10 @@ def test_a_failing_attach_fails_the_start(tmp_path: Path):
             sandbox.start()
         assert broken.detached
         assert not sandbox.persistent
+        assert broken.held is not None
+        ended, _, _ = select.select([broken.held], [], [], 10)  # a pidfd: readable once it exits
+        assert ended, "the held pid 1 of the failed container is still alive"
+        os.close(broken.held)
     finally:
         sandbox.destroy()
 
