@@ -345,10 +345,11 @@ def test_a_sink_answers_at_once_then_takes_the_raw_body_in_order(
     replied_before: list[bool] = []
 
     def sink(caller: str, data: bytes) -> None:
-        deadline = time.monotonic() + WAIT  # this call's reply reaches the router first
-        while conn.packets.qsize() <= len(taken) and time.monotonic() < deadline:
-            time.sleep(0.001)
-        replied_before.append(conn.packets.qsize() > len(taken))
+        if len(taken) < 20:  # the numbered calls: each one's reply reaches the router first
+            deadline = time.monotonic() + WAIT
+            while conn.packets.qsize() <= len(taken) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            replied_before.append(conn.packets.qsize() > len(taken))
         taken.append((caller, data, threading.current_thread().name == "gsb-reader"))
 
     conn = registered(router, client, "/public/vpn/n1", lambda c: gsb.ok("control"))
