@@ -28,6 +28,7 @@ from golem_actors.errors import GolemActorsError
 
 __all__ = [
     "DEFAULT_ENV",
+    "HOSTNAME",
     "INSTALL_HINT",
     "MAX_OUTPUT",
     "NoInitError",
@@ -50,8 +51,9 @@ MAX_OUTPUT = 16 * 2**20  # bytes kept of stdout (and of stderr) per command; the
 SETUP_TIMEOUT = 30.0  # bwrap sets up in milliseconds; this only bounds a wedged one
 KILL_GRACE = 5.0  # after SIGKILL, how long a command or sandbox may take to vanish
 TMP = "/" + "tmp"  # the sandbox's private tmpfs, never the host's /tmp
+HOSTNAME = "localnet"  # every sandbox's, in its own UTS namespace
 NAMESPACES = (
-    *("--unshare-all", "--unshare-user", "--disable-userns", "--hostname", "localnet"),
+    *("--unshare-all", "--unshare-user", "--disable-userns", "--hostname", HOSTNAME),
     *("--die-with-parent", "--new-session", "--as-pid-1", "--cap-drop", "ALL"),
 )
 DEFAULT_ENV = {

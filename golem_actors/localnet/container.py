@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from golem_actors.localnet import bwrap, procs
 from golem_actors.localnet.bwrap import (
@@ -45,7 +46,7 @@ from golem_actors.localnet.bwrap import (
 from golem_actors.localnet.channel import ContainerCommand, Hooks
 from golem_actors.localnet.limits import Limits, PidsCgroup, apply_limits, rlimits_of
 
-__all__ = ["Container", "NoInitError"]
+__all__ = ["Container", "NetnsHook", "NoInitError"]
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,31 @@ def _init_source() -> bytes:
     return source
 
 
+class NetnsHook(Protocol):
+    """Gives a container's network namespace its interfaces (the VPN's TAP devices)."""
+
+    def attach(self, pidfd: int) -> None:
+        """The container's pid 1 (``pidfd``) is held before its first instruction; raise to
+        fail the start."""
+
+    def detach(self) -> None:
+        """The container has ended (or its start failed after ``attach``)."""
+
+
 class Container:
     """One activity's container, made from ``args`` (bwrap and its options, no command)."""
 
-    def __init__(self, args: Sequence[str], limits: Limits, cpus: list[int], name: str) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        limits: Limits,
+        cpus: list[int],
+        name: str,
+        netns: NetnsHook | None = None,
+    ) -> None:
         self.name = name
         self._args, self._limits, self._cpus = list(args), limits, cpus
+        self._netns, self._attached = netns, False
         self._lock = threading.Lock()
         self._commands: set[ContainerCommand] = set()
         self._ready, self._ended = threading.Event(), threading.Event()
@@ -138,8 +158,10 @@ class Container:
             self._spawn()
         except BaseException as exc:  # noqa: BLE001 - start() raises it
             self._error = exc
-            if self._monitor_fd is not None:
-                bwrap.kill_pidfd(self._monitor_fd)
+            # The held pid 1 first: without its parent it would wait forever for its set-up.
+            for pidfd in (self._init_fd, self._monitor_fd):
+                if pidfd is not None:
+                    bwrap.kill_pidfd(pidfd)
         self._ready.set()
         try:
             if self._error is None:
@@ -208,6 +230,9 @@ class Container:
             self._cgroup = apply_limits(child, self._limits, self._cpus, rlimits=False)
         except OSError as exc:
             raise SandboxError(f"cannot apply the limits {self._limits}: {exc}") from exc
+        if self._netns is not None:  # its interfaces exist before anything in it runs
+            self._attached = True
+            self._netns.attach(self._init_fd)
         os.write(block_w, b"x")
 
     def _failed_start(self) -> SandboxError:
@@ -285,6 +310,11 @@ class Container:
             if self._cgroup is not None:
                 self._cgroup.remove()
             self._ended.set()
+        if self._attached and self._netns is not None:
+            try:
+                self._netns.detach()
+            except Exception:
+                log.exception("container %s: removing its network failed", self.name)
         if self.dead is not None:
             log.warning("container %s: %s", self.name, self.dead)
 

@@ -7,6 +7,9 @@ real provider. ``Exec`` answers at once and runs the batch on its own thread thr
 activity's ``ActivityRuntime`` (state machine, sandbox, commands); result polls wait on the
 batch (true long-polls: many in flight, answered out of order from the GSB client's handler pool).
 
+A deploy with VPN networks opens the activity's links on the same bus (``vpnlink.py``), if the
+agreed offer has the ``vpn`` capability, as yagna's exe-unit requires.
+
 Fault knobs (read on every use): ``hang`` holds calls and commands, ``exec_delay`` slows each
 command, ``crash_exeunit_at_command`` kills the sandbox, leaves the bus and stops usage reports
 (``alive`` turns False) when that command starts; ``crash_at="exec"`` kills the whole provider.
@@ -19,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from golem_actors.localnet import gsb as gsblib
@@ -28,14 +31,17 @@ from golem_actors.localnet.constraints import flatten_properties
 from golem_actors.localnet.faults import Faults
 from golem_actors.localnet.gftp import GftpTransfers
 from golem_actors.localnet.runtime import ActivityRuntime, RuntimeSettings
+from golem_actors.localnet.vpn import NetSpec
+from golem_actors.localnet.vpnlink import ActivityNetwork
 from golem_actors.yagna.models import Agreement
 
-__all__ = ["TIMEOUT_PROPERTY", "ExeUnit", "RuntimeSettings", "exeunit_factory"]
+__all__ = ["CAPABILITIES", "TIMEOUT_PROPERTY", "ExeUnit", "RuntimeSettings", "exeunit_factory"]
 
 log = logging.getLogger(__name__)
 
 #: A demand may lower (never raise) the provider's per-command time limit; localnet only.
 TIMEOUT_PROPERTY = "localnet.exeunit.command-timeout-sec"
+CAPABILITIES = "golem.runtime.capabilities"
 HANG_LIMIT = 120.0  # a call held by ``hang`` is answered at last (long after its caller gave up)
 MAX_POLL = 600.0  # the longest results long-poll served
 MAX_BATCHES = 1000  # finished batches kept per activity for late result polls
@@ -88,6 +94,8 @@ class ExeUnit:
         limit = settings.command_timeout
         if isinstance(asked, int | float) and not isinstance(asked, bool) and asked > 0:
             limit = min(limit, float(asked))
+        self._provider_id = agreement.provider_id or ""
+        capabilities = flatten_properties(agreement.offer.properties).get(CAPABILITIES) or ()
         self._lock = threading.Lock()
         self._batches: dict[str, Batch] = {}
         self._threads: set[threading.Thread] = set()
@@ -103,6 +111,7 @@ class ExeUnit:
             # GFTP only to and from the requestor: a call to a node that is not connected
             # would never return and would wedge the hub (see localnet.gftp).
             gftp=GftpTransfers(gsb, frozenset(filter(None, [agreement.requestor_id]))),
+            networks=self._open_networks if "vpn" in capabilities else None,
         )
         self._crashed: str | None = None
         self._closed = False
@@ -153,8 +162,16 @@ class ExeUnit:
     def _crash(self, index: int) -> None:
         self._crashed = f"the exe-unit crashed at command {index} (fault injected)"
         log.warning("exe-unit %s: %s", self.activity_id, self._crashed)
+        self._unregister()  # off the bus first, as a dead process: pollers woken next find no one
         self._halt()
-        self._unregister()
+        self.runtime.leave_network()
+
+    def _open_networks(self, specs: Sequence[NetSpec]) -> ActivityNetwork:
+        network = ActivityNetwork(specs, self._gsb, self._provider_id)
+        network.open()
+        log.info("exe-unit %s: in VPN %s", self.activity_id,
+                 ", ".join(f"{s.network_id} as {s.node_ip}" for s in specs))  # fmt: skip
+        return network
 
     # -- GSB --------------------------------------------------------------------------------
 

@@ -12,6 +12,10 @@ machine a VM is on the real network: processes one ``run`` starts in the backgro
 beside later commands until ``terminate`` (or the activity's end) stops the container. Transfers
 run in the provider with the container paused, so nothing in it can swap a path while the
 provider resolves and opens it.
+
+A deploy naming VPN networks (``net``, and ``hosts``) opens the activity's links on the bus
+first (``networks``, from the exe-unit), then gives its sandbox an ``/etc/hosts`` and a hook
+that puts the VPN's interfaces into each container it starts; the links close with the activity.
 """
 
 from __future__ import annotations
@@ -29,17 +33,26 @@ from typing import Any, Protocol
 from golem_actors.errors import GolemActorsError
 from golem_actors.images.gvmi import GvmiError
 from golem_actors.localnet.batches import Batch, CommandState, StreamedOutput, format_output
-from golem_actors.localnet.bwrap import OnOutput
+from golem_actors.localnet.bwrap import HOSTNAME, OnOutput
 from golem_actors.localnet.constraints import flatten_properties
 from golem_actors.localnet.gftp import GftpTransfers
 from golem_actors.localnet.images import ImageError, image_config
-from golem_actors.localnet.sandbox import Limits, RunResult, Sandbox, SandboxError
+from golem_actors.localnet.sandbox import (
+    Limits,
+    RunResult,
+    Sandbox,
+    SandboxError,
+    SandboxNetwork,
+)
 from golem_actors.localnet.transfers import TransferError, transfer
+from golem_actors.localnet.vpn import NetSpec, VpnError, hosts_file, parse_hosts, parse_networks
 from golem_actors.yagna.models import Agreement
 
 __all__ = [
     "TASK_PACKAGE",
     "ActivityRuntime",
+    "NetworkFactory",
+    "NetworkLike",
     "RuntimeSettings",
     "SandboxLike",
     "bwrap_sandbox",
@@ -82,9 +95,30 @@ class SandboxLike(Protocol):
     def destroy(self) -> None: ...
 
 
-SandboxFactory = Callable[
-    [Path, Path | None, Limits, Mapping[str, str] | None, Sequence[str] | None], SandboxLike
-]
+class SandboxFactory(Protocol):
+    def __call__(
+        self,
+        activity_dir: Path,
+        rootfs: Path | None,
+        limits: Limits,
+        env: Mapping[str, str] | None,
+        volumes: Sequence[str] | None,
+        /,
+        *,
+        network: SandboxNetwork | None = None,
+    ) -> SandboxLike: ...
+
+
+class NetworkLike(Protocol):
+    """An activity's VPN links (``vpnlink.ActivityNetwork``): a container hook, closed last."""
+
+    def attach(self, pidfd: int) -> None: ...
+    def detach(self) -> None: ...
+    def close(self) -> None: ...
+
+
+#: Opens the links of a deploy's networks on the bus; raises ``VpnError`` if it cannot.
+NetworkFactory = Callable[[Sequence[NetSpec]], NetworkLike]
 
 
 def bwrap_sandbox(
@@ -93,8 +127,12 @@ def bwrap_sandbox(
     limits: Limits,
     env: Mapping[str, str] | None,
     volumes: Sequence[str] | None,
+    *,
+    network: SandboxNetwork | None = None,
 ) -> SandboxLike:
-    return Sandbox(activity_dir, rootfs=rootfs, limits=limits, env=env, volumes=volumes)
+    return Sandbox(
+        activity_dir, rootfs=rootfs, limits=limits, env=env, volumes=volumes, network=network
+    )
 
 
 @dataclass(frozen=True)
@@ -147,9 +185,12 @@ class ActivityRuntime:
         stopping: threading.Event,
         command_timeout: float,
         gftp: GftpTransfers | None = None,
+        networks: NetworkFactory | None = None,
     ) -> None:
         self.dir = activity_dir
         self._gftp = gftp
+        self._networks = networks
+        self._network: NetworkLike | None = None
         demand = flatten_properties(agreement.demand.properties)
         self.task_package: str | None = demand.get(TASK_PACKAGE)
         self.command_timeout = command_timeout
@@ -180,8 +221,15 @@ class ActivityRuntime:
             except SandboxError as exc:
                 log.warning("stopping the container in %s failed: %s", self.dir, exc)
 
+    def leave_network(self) -> None:
+        """Close the activity's VPN links (it ends, or crashed)."""
+        network, self._network = self._network, None
+        if network is not None:
+            network.close()
+
     def destroy(self) -> None:
         """Remove the sandbox and its volumes (the activity is gone)."""
+        self.leave_network()
         try:
             if self._sandbox is not None:
                 self._sandbox.destroy()
@@ -259,8 +307,6 @@ class ActivityRuntime:
         return current, target
 
     def _deploy(self, body: dict[str, Any]) -> None:
-        if body.get("net"):
-            raise CommandError("deploy: VPN networks are not supported by localnet yet")
         deploy_env = body.get("env") or {}
         if not isinstance(deploy_env, dict):
             raise CommandError(f"deploy: env must be an object, got {deploy_env!r}")
@@ -272,19 +318,40 @@ class ActivityRuntime:
             if self._sandbox is None:
                 env = {**(config.env_map if config else {}), **deploy_env} or None
                 volumes = config.volumes if config else None
+                network = self._network_of(body)
                 self._sandbox = self._settings.make_sandbox(
-                    self.dir, rootfs, self._limits, env, volumes
+                    self.dir, rootfs, self._limits, env, volumes, network=network
                 )
                 self._cwd = (config.working_dir or "/") if config else DEFAULT_CWD
+        except VpnError as exc:
+            self.leave_network()
+            raise CommandError(f"deploy: {exc}") from exc
         except (ImageError, GvmiError, SandboxError, OSError) as exc:
+            self.leave_network()
             raise CommandError(f"deploy failed: {exc}") from exc
         log.info("deployed %s in %s", self.task_package or "the host image", self.dir)
+
+    def _network_of(self, body: dict[str, Any]) -> SandboxNetwork | None:
+        """The deploy's networks opened on the bus, and its hosts as the container's file."""
+        specs, hosts = parse_networks(body.get("net")), parse_hosts(body.get("hosts"))
+        if not specs and not hosts:
+            return None
+        if specs and self._networks is None:
+            raise VpnError("this provider cannot join VPN networks (no vpn capability)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        etc_hosts = self.dir / "etc-hosts"  # outside the volumes: the container cannot reach it
+        etc_hosts.write_text(hosts_file(hosts, HOSTNAME))
+        if specs and self._networks is not None:
+            self._network = self._networks(specs)
+        return SandboxNetwork(hook=self._network, etc_hosts=etc_hosts)
 
     def _start(self) -> None:
         try:
             persistent = self._sandboxed().start()
         except SandboxError as exc:
             raise CommandError(f"start failed: {exc}") from exc
+        if self._network is not None and not persistent:
+            raise CommandError("start failed: a VPN needs the activity's container (python3)")
         how = "in its container" if persistent else "each in a sandbox of its own"
         log.info("started %s: commands run %s", self.dir.name, how)
 

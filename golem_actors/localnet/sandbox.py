@@ -11,7 +11,9 @@ An activity's ``Sandbox`` owns its volumes on the host and runs commands in one 
 
 Both are the same sandbox (``bwrap.py``): the host's read-only system or an image's rootfs, the
 ``/golem/*`` volumes, a private ``/tmp``, no network, own pid/user/IPC/UTS namespaces, no
-capabilities, and the limits of ``limits.py``. ``cpu_seconds`` counts every process that ever
+capabilities, and the limits of ``limits.py``. An activity in a Golem VPN (``SandboxNetwork``)
+gets, in its container only, the VPN's interfaces beside ``lo`` (``vpnlink.py``) and an
+``/etc/hosts`` naming the network's hosts. ``cpu_seconds`` counts every process that ever
 ran in it, background ones included.
 
 Why the container's pid 1 is a Python init (``initd.py``) that forks each command, rather than
@@ -33,6 +35,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from golem_actors.localnet import paths
@@ -46,7 +49,7 @@ from golem_actors.localnet.bwrap import (
     find_bwrap,
     sandbox_args,
 )
-from golem_actors.localnet.container import Container
+from golem_actors.localnet.container import Container, NetnsHook
 from golem_actors.localnet.limits import Limits, pick_cpus
 from golem_actors.localnet.oneshot import OneShot
 from golem_actors.localnet.paths import VOLUMES, SandboxPathError
@@ -58,6 +61,7 @@ __all__ = [
     "RunResult",
     "Sandbox",
     "SandboxError",
+    "SandboxNetwork",
     "SandboxPathError",
     "SandboxUnavailableError",
     "find_bwrap",
@@ -67,6 +71,27 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _NO_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class SandboxNetwork:
+    """The container's network: ``hook`` adds its interfaces at each start, ``etc_hosts`` (a
+    host file) becomes its ``/etc/hosts``."""
+
+    hook: NetnsHook | None = None
+    etc_hosts: Path | None = None
+
+
+def _hosts_bind(rootfs: Path | None, etc_hosts: Path | None) -> list[str]:
+    """Bind ``etc_hosts`` over the system's ``/etc/hosts``, where there is a file to cover (a
+    read-only ``/etc`` cannot get a new mount point)."""
+    if etc_hosts is None:
+        return []
+    target = (rootfs or Path("/")) / "etc" / "hosts"
+    if target.is_symlink() or not target.is_file():
+        log.warning("%s is not a plain file: the network's hosts are not in /etc/hosts", target)
+        return []
+    return ["--ro-bind", str(etc_hosts), "/etc/hosts"]
 
 
 def _volume_dirs(activity_dir: Path, volumes: Sequence[str] | None) -> dict[str, Path]:
@@ -106,6 +131,7 @@ class Sandbox:
         limits: Limits = _NO_LIMITS,
         env: Mapping[str, str] | None = None,
         volumes: Sequence[str] | None = None,
+        network: SandboxNetwork | None = None,
     ) -> None:
         """``volumes``: a GVMI's own (its config's ``Volumes``, mounted on directories in the
         image, whose ``/golem`` then shows); None: the standard ``/golem/*`` four."""
@@ -124,6 +150,8 @@ class Sandbox:
         tmp = limits.tmp_bytes or min(limits.mem_bytes or 2**30, 2**30)
         parents_first = reversed(self.volumes.items())
         binds = [a for c, h in parents_first for a in ("--bind", str(h), c)]
+        self.network = network or SandboxNetwork()
+        binds += _hosts_bind(self.rootfs, self.network.etc_hosts)
         self._args = sandbox_args(bwrap, self.rootfs, binds, tmp, image_golem=volumes is not None)
         self._cpus = pick_cpus(limits.cpu_threads, next(self._count))
         self._oneshot = OneShot(self._args, self._env, limits, self._cpus)
@@ -170,7 +198,8 @@ class Sandbox:
         a sandbox each (logged). Call it from a thread; the container outlives it.
         """
         self.stop()
-        container = Container(self._args, self.limits, self._cpus, self.activity_dir.name)
+        name, hook = self.activity_dir.name, self.network.hook
+        container = Container(self._args, self.limits, self._cpus, name, hook)
         try:
             container.start()
         except NoInitError as exc:

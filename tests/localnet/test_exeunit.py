@@ -77,6 +77,7 @@ class FakeSandbox:
         for volume in VOLUMES:
             (root / volume).mkdir(parents=True, exist_ok=True)
         self.runs: list[list[str]] = []
+        self.network: Any = None  # the SandboxNetwork it was made with
         self.destroyed = False
         self.starts = self.stops = 0
         self.fail_start: str | None = None
@@ -168,7 +169,11 @@ class FakeGsb:
         self.states: list[list[Any]] = []
 
     def register(self, address: str, handler: Any, *, timeout: float = 5.0) -> None:
+        if address in self.registered:
+            raise gsblib.GsbRegisterError("register", address, 409, "")
         self.registered[address] = handler
+
+    register_sink = register
 
     def unregister(self, address: str, *, timeout: float = 5.0) -> None:
         self.registered.pop(address, None)
@@ -255,10 +260,11 @@ def make_unit(tmp_path: Path, demand_props: dict[str, Any] | None = None) -> Ite
     limits: list[Limits] = []
 
     def make_sandbox(
-        path: Path, rootfs: Path | None, lim: Limits, env: Any, volumes: Any
+        path: Path, rootfs: Path | None, lim: Limits, env: Any, volumes: Any, *, network: Any = None
     ) -> FakeSandbox:
         limits.append(lim)
         holder.append(FakeSandbox(path, env))
+        holder[-1].network = network
         return holder[-1]
 
     def resolve(package: str | None) -> Path | None:

@@ -37,6 +37,7 @@ from golem_actors.localnet.gsb.errors import (
 )
 from golem_actors.localnet.gsb.serving import IncomingCall, Streamed
 from golem_actors.localnet.node import YagnaNode
+from tests.waiting import wait_for
 
 WAIT = 5.0
 
@@ -333,6 +334,72 @@ def test_incoming_call_errors_and_no_reply(router: FakeRouter, client: GsbClient
     conn.send("ping")
     conn.expect("pong")
     conn.assert_silent()
+
+
+def test_a_sink_answers_at_once_then_takes_the_raw_body_in_order(
+    router: FakeRouter, client: GsbClient
+) -> None:
+    """VPN frames: a bare body (no flexbuffers), the empty reply sent before the sink runs,
+    on the reader thread, in arrival order; the prefix's handler still serves the rest."""
+    taken: list[tuple[str, bytes, bool]] = []
+    replied_before: list[bool] = []
+
+    def sink(caller: str, data: bytes) -> None:
+        if len(taken) < 20:  # the numbered calls: each one's reply reaches the router first
+            deadline = time.monotonic() + WAIT
+            while conn.packets.qsize() <= len(taken) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            replied_before.append(conn.packets.qsize() > len(taken))
+        taken.append((caller, data, threading.current_thread().name == "gsb-reader"))
+
+    conn = registered(router, client, "/public/vpn/n1", lambda c: gsb.ok("control"))
+    done = background(client.register_sink, "/public/vpn/n1/raw", sink)
+    conn.expect("register")
+    conn.send("register_reply", code=0)
+    assert done.get(timeout=WAIT) is None
+    for i in range(20):
+        frame = bytes([i]) * (60 + i)  # not a valid flexbuffers body
+        conn.send("call_request", caller="0xa", address="/public/vpn/n1/raw",
+                  request_id=str(i), data=frame)  # fmt: skip
+    wait_for("the frames", lambda: len(taken) == 20, timeout=WAIT)  # replies unread meanwhile
+    replies = [conn.expect("call_reply") for _ in range(20)]
+    assert [(r.request_id, r.code, r.reply_type, r.data) for r in replies] == [
+        (str(i), 0, 0, b"") for i in range(20)
+    ]
+    assert [data for _, data, _ in taken] == [bytes([i]) * (60 + i) for i in range(20)]
+    assert all(caller == "0xa" and on_reader for caller, _, on_reader in taken)
+    assert replied_before == [True] * 20
+    conn.send("call_request", address="/public/vpn/n1/raw", request_id="q", data=b"x",
+              no_reply=True)  # fmt: skip
+    conn.send("call_request", address="/public/vpn/n1/VpnControl", request_id="c")
+    reply = conn.expect("call_reply")  # the push got no reply; the control call did
+    assert (reply.request_id, decode_body(reply.data)) == ("c", {"Ok": "control"})
+    assert taken[-1][1] == b"x"
+
+
+def test_push_sends_raw_bytes_expecting_no_reply(router: FakeRouter, client: GsbClient) -> None:
+    conn = router.accept()
+    client.push("/udp/net/0xb/vpn/n1/raw", b"\x00\xff frame", caller="0xme")
+    client.push("/udp/net/0xb/vpn/n1/raw", b"second", caller="0xme")
+    first, second = conn.expect("call_request"), conn.expect("call_request")
+    assert (first.address, first.caller, first.data, first.no_reply) == (
+        "/udp/net/0xb/vpn/n1/raw", "0xme", b"\x00\xff frame", True,
+    )  # fmt: skip
+    assert second.data == b"second"
+    assert first.request_id != second.request_id
+
+
+def test_an_address_served_here_already_is_refused_locally(
+    router: FakeRouter, client: GsbClient
+) -> None:
+    """The router refuses it too (409), but its refusal must not drop the first owner's entry."""
+    conn = registered(router, client, "/public/vpn/n1", lambda c: gsb.ok("first"))
+    for register in (client.register, client.register_sink):
+        with pytest.raises(GsbRegisterError, match="by this connection") as info:
+            register("/public/vpn/n1", lambda *a: None)
+        assert info.value.code == 409
+    conn.send("call_request", address="/public/vpn/n1/VpnControl", request_id="1")
+    assert decode_body(conn.expect("call_reply").data) == {"Ok": "first"}
 
 
 def test_streamed_reply(router: FakeRouter, client: GsbClient) -> None:

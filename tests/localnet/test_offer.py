@@ -204,6 +204,21 @@ def test_a_typical_demand_and_the_offer_match_both_ways():
     )
 
 
+def test_a_demand_that_needs_vpn_gets_only_offers_with_it():
+    """yapapi's ``capabilities=[vm.VM_CAPS_VPN]`` and golem-js's ``capabilities: ["vpn"]`` put
+    this constraint on offers; real ya-provider's vm runtime offers inet, vpn,
+    manifest-support and start-entrypoint, as localnet's providers do where they can."""
+    assert spec().capabilities == ("vpn", "inet", "manifest-support", "start-entrypoint")
+    without = spec(capabilities=("inet", "manifest-support", "start-entrypoint"))
+    assert not constraints.matches(DEMAND_CONSTRAINTS, without.offer_properties(NODE_ID))
+    decision = decide(without, NODE_ID, DEMAND, DEMAND_CONSTRAINTS, now_ms=NOW_MS)
+    assert not decision.accept
+    assert "constraints do not match" in decision.reason
+    no_vpn_asked = DEMAND_CONSTRAINTS.replace("(golem.runtime.capabilities=vpn)", "")
+    assert decide(without, NODE_ID, DEMAND, no_vpn_asked, now_ms=NOW_MS).accept
+    assert decide(spec(), NODE_ID, DEMAND, DEMAND_CONSTRAINTS, now_ms=NOW_MS).accept
+
+
 def test_offer_constraints_require_an_expiration_and_our_subnet():
     offer_constraints = spec(subnet="devnet-beta").offer_constraints()
     assert not constraints.matches(offer_constraints, DEMAND)  # subnet public

@@ -27,6 +27,7 @@ from golem_actors.localnet.offer import (
     ProviderSpec,
 )
 from golem_actors.localnet.provider.activities import Activities
+from golem_actors.localnet.provider.agent import honest_capabilities
 from golem_actors.localnet.provider.agreements import Agreements
 from golem_actors.localnet.provider.billing import Billing, Ending
 from golem_actors.localnet.provider.config import ProviderConfig
@@ -175,3 +176,16 @@ def test_ending_an_agreement_stops_its_activities_then_terminates_then_invoices(
     assert fake.calls == []  # both sides of one daemon see each termination: invoiced once
     activities.create("act-2", "agr-1")
     assert fake.calls[0][1]["state"]["reason"] == "no such agreement with this provider"
+
+
+def test_a_machine_that_cannot_make_taps_does_not_offer_vpn(tmp_path: Path) -> None:
+    config = ProviderConfig(
+        spec=ProviderSpec("p1"), api_url="http://127.0.0.1:1", app_key="k", node_id="0x1",
+        gsb_url="tcp://127.0.0.1:2", state_dir=str(tmp_path),
+    )  # fmt: skip
+    assert honest_capabilities(config, None) is config
+    stripped = honest_capabilities(config, "it needs root")
+    assert stripped.spec.capabilities == ("inet", "manifest-support", "start-entrypoint")
+    assert "vpn" not in stripped.spec.offer_properties("0x1")["golem.runtime.capabilities"]
+    assert stripped.app_key == "k"
+    assert ProviderConfig.from_json(json.loads(json.dumps(stripped.to_json()))) == stripped

@@ -28,7 +28,7 @@ from golem_actors.localnet.gsb.errors import (
     GsbTimeoutError,
     ReplyError,
 )
-from golem_actors.localnet.gsb.serving import Handler, IncomingCall, Streamed
+from golem_actors.localnet.gsb.serving import Handler, IncomingCall, Sink, Streamed
 
 __all__ = [
     "FrameDecoder",
@@ -42,6 +42,7 @@ __all__ = [
     "Hello",
     "IncomingCall",
     "ReplyError",
+    "Sink",
     "Streamed",
     "decode_body",
     "encode_body",

@@ -39,7 +39,7 @@ from golem_actors.localnet.gsb.errors import (
     GsbRegisterError,
     GsbTimeoutError,
 )
-from golem_actors.localnet.gsb.serving import Handler, serve
+from golem_actors.localnet.gsb.serving import Handler, Sink, serve
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -58,6 +58,10 @@ class GsbClient:
     reports a callee that dies mid-call. Handlers run in a bounded pool since some long-poll.
     ``on_disconnect`` is called (from the reader thread) when the connection is lost, not on
     ``close()``; ``reconnect()`` then restores the connection and its registrations.
+
+    A ``Sink`` (``register_sink``) takes raw bodies on the reader thread itself, each call
+    answered at once with an empty reply: VPN frames, where the sender waits for every reply
+    under central net and order matters; ``push`` sends such bodies, expecting no reply.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class GsbClient:
         self.name = name
         self.on_disconnect = on_disconnect
         self._handlers: dict[str, Handler] = {}
+        self._sinks: dict[str, Sink] = {}
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._closed = False
@@ -135,7 +140,7 @@ class GsbClient:
             self._drop(conn, GsbConnectionError("reconnecting"), notify=False)
         deadline = time.monotonic() + timeout
         self.connect(timeout)
-        for address in list(self._handlers):
+        for address in [*self._handlers, *self._sinks]:
             while True:
                 try:
                     self._control("register", address, max(deadline - time.monotonic(), 0.1))
@@ -160,7 +165,8 @@ class GsbClient:
             deadline = time.monotonic() + timeout
             waiters = []
             with contextlib.suppress(GsbError):
-                waiters = [self._send_control(conn, "unregister", a) for a in list(self._handlers)]
+                addresses = [*self._handlers, *self._sinks]
+                waiters = [self._send_control(conn, "unregister", a) for a in addresses]
             for waiter in waiters:
                 with contextlib.suppress(queue.Empty):
                     waiter.get(timeout=max(deadline - time.monotonic(), 0.0))
@@ -169,17 +175,46 @@ class GsbClient:
 
     def register(self, address: str, handler: Handler, *, timeout: float = 5.0) -> None:
         """Serve ``address`` and everything under it (the router matches the longest prefix)."""
-        self._handlers[address] = handler  # before the request: a call may follow the reply at once
+        self._serve(address, handler, self._handlers, timeout)
+
+    def register_sink(self, address: str, sink: Sink, *, timeout: float = 5.0) -> None:
+        """Take the raw bodies of calls to ``address`` (and under it) on the reader thread."""
+        self._serve(address, sink, self._sinks, timeout)
+
+    def _serve(self, address: str, how: Any, table: dict[str, Any], timeout: float) -> None:
+        with self._lock:
+            if address in self._handlers or address in self._sinks:
+                # The router refuses it too (409), but the refusal must not drop our entry.
+                raise GsbRegisterError("register", address, CONFLICT, "(by this connection)")
+            table[address] = how  # before the request: a call may follow the reply at once
         try:
             self._control("register", address, timeout)
         except GsbError:
-            if self._handlers.get(address) is handler:
-                del self._handlers[address]
+            with self._lock:
+                if table.get(address) is how:
+                    del table[address]
             raise
 
     def unregister(self, address: str, *, timeout: float = 5.0) -> None:
         self._handlers.pop(address, None)
+        self._sinks.pop(address, None)
         self._control("unregister", address, timeout)
+
+    def push(self, address: str, data: bytes, *, caller: str = "local") -> None:
+        """Send raw ``data`` to ``address`` and expect no reply (yagna's ``push_raw_as``)."""
+        conn = self._require_conn()
+        pkt = new_packet(
+            "call_request",
+            caller=caller,
+            address=address,
+            request_id=str(random.getrandbits(53)),
+            data=data,
+            no_reply=True,
+        )
+        try:
+            conn.send(pkt)
+        except OSError as e:
+            raise GsbConnectionError(f"GSB send failed: {e}") from e
 
     def call(self, address: str, body: Any, *, timeout: float, caller: str = "local") -> Any:
         """Call ``address`` and return the decoded FULL reply (PARTIAL chunks are skipped)."""
@@ -297,10 +332,7 @@ class GsbClient:
             else:
                 replies.put(pkt.call_reply)
         elif kind == "call_request":
-            try:
-                self._pool.submit(serve, conn, pkt.call_request, self._handlers)
-            except RuntimeError:  # pool shut down by close()
-                log.debug("GSB call to %s after close", pkt.call_request.address)
+            self._on_call(conn, pkt.call_request)
         elif kind in ("register_reply", "unregister_reply"):
             with self._lock:
                 expected, waiter = conn.ctl.popleft() if conn.ctl else (None, None)
@@ -315,6 +347,32 @@ class GsbClient:
             conn.hello_seen.set()
         else:
             log.debug("GSB ignoring packet %s (%d bytes)", kind, pkt.ByteSize())
+
+    def _on_call(self, conn: Connection, req: Any) -> None:
+        if self._sink(conn, req):
+            return
+        try:
+            self._pool.submit(serve, conn, req, self._handlers)
+        except RuntimeError:  # pool shut down by close()
+            log.debug("GSB call to %s after close", req.address)
+
+    def _sink(self, conn: Connection, req: Any) -> bool:
+        """Hand a call to the sink of its longest registered prefix, if that is a sink: the
+        empty reply first (the sender waits on it), then the body."""
+        prefix = req.address
+        while prefix and prefix not in self._handlers:
+            sink = self._sinks.get(prefix)
+            if sink is not None:
+                if not req.no_reply:
+                    reply = new_packet("call_reply", request_id=req.request_id, code=0, data=b"")
+                    conn.send(reply)
+                try:
+                    sink(req.caller, bytes(req.data))
+                except Exception:
+                    log.exception("GSB sink for %s failed", req.address)
+                return True
+            prefix = prefix.rpartition("/")[0]
+        return False
 
     def _drop(self, conn: Connection, error: GsbConnectionError, *, notify: bool) -> None:
         """Tear ``conn`` down once; fail its pending calls and control requests promptly."""

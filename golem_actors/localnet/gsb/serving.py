@@ -17,7 +17,7 @@ from golem_actors.localnet.gsb.codec import FULL, PARTIAL, decode_body, encode_b
 from golem_actors.localnet.gsb.connection import Connection
 from golem_actors.localnet.gsb.errors import ReplyError
 
-__all__ = ["Handler", "IncomingCall", "Streamed", "lookup", "serve"]
+__all__ = ["Handler", "IncomingCall", "Sink", "Streamed", "lookup", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class IncomingCall:
 
 
 Handler = Callable[[IncomingCall], Any]
+#: Takes ``(caller, body)`` of a raw call, on the client's reader thread: it must never block.
+Sink = Callable[[str, bytes], None]
 
 
 def lookup(handlers: Mapping[str, Handler], address: str) -> Handler | None:

@@ -17,6 +17,7 @@ destroys it at 10 s), then billing, so that a debit note bills the cpu seconds j
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import logging
@@ -39,8 +40,9 @@ from golem_actors.localnet.provider.config import ProviderConfig
 from golem_actors.localnet.provider.market import Market
 from golem_actors.localnet.provider.shared import Context, ExeUnitFactory, Ledger, Status
 from golem_actors.localnet.runtime import RuntimeSettings
+from golem_actors.localnet.tap import vpn_unavailable
 
-__all__ = ["ProviderAgent", "main", "sandboxed_exeunits"]
+__all__ = ["ProviderAgent", "honest_capabilities", "main", "sandboxed_exeunits"]
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,18 @@ def sandboxed_exeunits(config: ProviderConfig) -> ExeUnitFactory:
     return exeunit_factory(settings)
 
 
+def honest_capabilities(config: ProviderConfig, vpn_missing: str | None) -> ProviderConfig:
+    """The config minus the ``vpn`` capability when this machine cannot give a container its
+    VPN interface (``vpn_missing`` says why): a demand that needs VPN then never gets this
+    provider's offer, instead of an agreement whose deploy would fail."""
+    spec = config.spec
+    if vpn_missing is None or "vpn" not in spec.capabilities:
+        return config
+    log.warning("%s: not offering the vpn capability: %s", spec.name, vpn_missing)
+    kept = tuple(c for c in spec.capabilities if c != "vpn")
+    return dataclasses.replace(config, spec=dataclasses.replace(spec, capabilities=kept))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m golem_actors.localnet.provider CONFIG``: run until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="golem_actors.localnet.provider")
@@ -154,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = ProviderConfig.from_json(json.loads(args.config.read_text()))
+    config = honest_capabilities(config, vpn_unavailable())
     agent = ProviderAgent(config, sandboxed_exeunits(config))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: agent.stop())
