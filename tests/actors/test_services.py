@@ -163,7 +163,10 @@ def test_a_provider_ending_the_agreement_is_replaced(
         "a replacement after the provider ended it",
         lambda: restarted_on_another_provider(handle, victim),
     )
-    assert (handle.snapshot().last_exit or "").startswith("agreement_terminated_by_provider")
+    # A provider ends an agreement by stopping its activities first, then terminating: the
+    # instance may see either first (both end it; a CI run saw activity_gone win the race).
+    last_exit = handle.snapshot().last_exit or ""
+    assert last_exit.startswith(("agreement_terminated_by_provider", "activity_gone")), last_exit
     assert any(isinstance(e, AgreementTerminated) and e.by_provider for e in events)
 
 
